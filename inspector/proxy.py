@@ -1,0 +1,140 @@
+"""Run mitmproxy in-process with our addons: what ``mitmdump -s addons/xero_inspector.py`` does,
+with Xero defaults, a banner that says how to use it, and a line per recorded exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .addon import Recorder, Redirect, XeroScope
+from .ca import ca_cert_path
+
+log = logging.getLogger(__name__)
+
+# mitmproxy's own info lines (every client connect) drown ours; -v brings them back.
+_QUIET_LOGGERS = ("mitmproxy.proxy", "mitmproxy.addons", "mitmproxy.net")
+
+
+@dataclass
+class ProxySettings:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    db: str = "flows.db"
+    mode: str = "regular"
+    redirect: str = ""
+    upstream_ca: str | None = None
+    confdir: str = "~/.mitmproxy"
+    ssl_insecure: bool = False
+    keep_secrets: bool = False
+    catalogs: Sequence[str] = ()
+    hosts: Sequence[str] = ()
+    flow_log: bool = True
+    verbose: bool = False
+    extra_options: dict[str, Any] = field(default_factory=dict)
+
+    def mitmproxy_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "listen_host": self.listen_host,
+            "listen_port": self.listen_port,
+            "mode": [self.mode],
+            "confdir": self.confdir,
+            "ssl_insecure": self.ssl_insecure,
+            "inspector_db": self.db,
+            "inspector_redirect": self.redirect,
+            "inspector_keep_secrets": self.keep_secrets,
+            "inspector_catalog": list(self.catalogs),
+            "inspector_hosts": list(self.hosts),
+            "inspector_flow_log": self.flow_log,
+        }
+        if self.upstream_ca:
+            opts["ssl_verify_upstream_trusted_ca"] = self.upstream_ca
+        return {**opts, **self.extra_options}
+
+
+class PortInUse(OSError):
+    pass
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail before mitmproxy starts, with one clear line, if the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise PortInUse(f"{host}:{port} is already in use (another proxy? pick one with --listen)") from e
+            raise
+
+
+class Banner:
+    """Says where the proxy listens and how to point an app at it, once it really listens."""
+
+    def __init__(self, settings: ProxySettings, scope: XeroScope) -> None:
+        self.s = settings
+        self.scope = scope
+
+    def running(self) -> None:
+        s = self.s
+        url = f"http://{s.listen_host}:{s.listen_port}"
+        lines = [
+            f"xero-inspector {__version__}",
+            f"  proxy     {url}  (mode {s.mode})",
+            f"  database  {s.db}",
+            f"  CA        {ca_cert_path(s.confdir)}   (`xero-inspector ca` says how to trust it)",
+            f"  Xero      {', '.join(sorted(self.scope.hosts.hosts))}"
+            + (f" + {', '.join(s.hosts)}" if s.hosts else ""),
+        ]
+        if s.redirect:
+            lines.append(f"  redirect  every Xero request goes to {s.redirect}")
+        if s.keep_secrets:
+            lines.append("  secrets   KEPT as they are (--keep-secrets)")
+        if s.mode == "regular":
+            lines.append(f"  use       export HTTPS_PROXY={url} HTTP_PROXY={url}")
+        lines.append("Ctrl+C stops and writes everything queued.")
+        print("\n".join(lines), flush=True)
+
+
+async def serve(settings: ProxySettings) -> int:
+    # Imported here: mitmproxy's tools are heavy and only this command needs them.
+    from mitmproxy import exceptions, options
+    from mitmproxy.tools.dump import DumpMaster
+
+    logging.getLogger().setLevel(logging.DEBUG)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if settings.verbose else logging.WARNING)
+
+    opts = options.Options()
+    master = DumpMaster(opts, with_termlog=True, with_dumper=False)
+    scope = XeroScope()
+    master.addons.add(scope, Recorder(scope), Redirect(scope), Banner(settings, scope))
+    try:
+        opts.update(**settings.mitmproxy_options())
+    except exceptions.OptionsError as e:
+        print(f"xero-inspector: error: {e}", file=sys.stderr)
+        return 2
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, or not the main thread
+            loop.add_signal_handler(sig, master.shutdown)
+    if hasattr(signal, "SIGPIPE"):
+        # A client that hangs up mid-write must not kill the proxy (ValueError: not the main thread).
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    await master.run()
+    return 0
+
+
+def run(settings: ProxySettings) -> int:
+    return asyncio.run(serve(settings))

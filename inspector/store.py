@@ -1,0 +1,258 @@
+"""The store: a plain SQLite file (WAL) that any tool can open.
+
+``flows`` is the listing (no body bytes), ``bodies`` holds decoded bodies with full-text
+search, ``tenants`` names organisations, ``recorders`` keeps each recorder's counters.
+The schema is versioned by ``PRAGMA user_version``; migrations are explicit functions,
+applied in order, each in the same transaction as the version bump.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from .ingest import Ingested
+
+# PRAGMA application_id marks the file as ours ("XINS"), so a stranger's database is refused.
+APPLICATION_ID = 0x58494E53
+BUSY_TIMEOUT_MS = 10_000
+
+Migration = Callable[[Database], None]
+
+
+class StoreError(Exception):
+    """A database that cannot be used; the message is one line for the user."""
+
+    @property
+    def transient(self) -> bool:
+        """Locked or busy: it may work in a moment (another writer holds the lock)."""
+        return isinstance(self.__cause__, sqlite3.OperationalError) and "locked" in str(self.__cause__)
+
+
+def _side_columns(side: str) -> dict[str, type]:
+    return {
+        f"{side}_content_type": str,
+        f"{side}_format": str,
+        f"{side}_size": int,
+        f"{side}_raw_size": int,
+        f"{side}_truncated": int,
+        f"{side}_decode_error": str,
+    }
+
+
+FLOW_COLUMNS: dict[str, type] = {
+    "id": int,
+    "source": str,
+    "replay_of": int,
+    "started_at": float,
+    "ended_at": float,
+    "duration_ms": float,
+    "client_addr": str,
+    "server_addr": str,
+    "method": str,
+    "url": str,
+    "scheme": str,
+    "host": str,
+    "port": int,
+    "path": str,
+    "query": str,
+    "http_version": str,
+    "tls": int,
+    "status": int,
+    "reason": str,
+    "error": str,
+    "family": str,
+    "resource": str,
+    "operation": str,
+    "endpoint": str,
+    "path_params": str,
+    "tenant_id": str,
+    "correlation_id": str,
+    "rl_day_remaining": int,
+    "rl_minute_remaining": int,
+    "rl_app_minute_remaining": int,
+    "retry_after": int,
+    "rate_limit_problem": str,
+    "api_status": str,
+    "api_error": str,
+    "api_error_kind": str,
+    "api_error_details": str,
+    "outcome": str,
+    "token_exp": int,
+    "token_scopes": str,
+    "token_client_id": str,
+    "token_user_id": str,
+    "redactions": int,
+    "ingest_error": str,
+    **_side_columns("request"),
+    **_side_columns("response"),
+    # Headers last: the listing never needs them.
+    "request_headers": str,
+    "response_headers": str,
+}
+
+
+def _v1_initial(db: Database) -> None:
+    flows = db.table("flows")
+    flows.create(FLOW_COLUMNS, pk="id", not_null={"started_at", "method", "url", "outcome"})
+    for columns in (
+        ["started_at"],
+        ["family", "started_at"],
+        ["status", "started_at"],
+        ["tenant_id", "started_at"],
+        ["outcome", "started_at"],
+        ["replay_of"],
+    ):
+        flows.create_index(columns)
+    bodies = db.table("bodies")
+    bodies.create(
+        {"id": int, "flow_id": int, "side": str, "text": str, "data": bytes},
+        pk="id",
+        not_null={"flow_id", "side"},
+        foreign_keys=[("flow_id", "flows", "id")],
+    )
+    bodies.create_index(["flow_id", "side"], unique=True)
+    # Full-text search over decoded text bodies, kept in step by triggers.
+    bodies.enable_fts(["text"], fts_version="FTS5", create_triggers=True)
+    db.table("tenants").create(
+        {
+            "id": str,
+            "name": str,
+            "type": str,
+            "connection_id": str,
+            "created_at": str,
+            "updated_at": str,
+            "seen_at": float,
+        },
+        pk="id",
+    )
+    db.table("recorders").create(
+        {
+            "id": str,
+            "pid": int,
+            "listen": str,
+            "mode": str,
+            "redirect": str,
+            "started_at": float,
+            "updated_at": float,
+            "stopped_at": float,
+            "recorded": int,
+            "dropped": int,
+            "errors": int,
+            "queue_depth": int,
+        },
+        pk="id",
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the file to the newest schema; returns the version it ends at.
+
+    BEGIN IMMEDIATE takes the write lock before the version is read, so two processes
+    opening a new file at once cannot both migrate it.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(db)
+        if version > len(migrations):
+            raise StoreError(
+                f"database schema v{version} is newer than this xero-inspector knows (v{len(migrations)}); "
+                "upgrade xero-inspector"
+            )
+        for number in range(version, len(migrations)):
+            migrations[number](db)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.conn.rollback()
+        raise
+    return len(migrations)
+
+
+def _create_private(path: Path) -> None:
+    """Create the file owner-only before SQLite opens it; SQLite gives -wal and -shm
+    the same mode as the database file."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def open_db(
+    path: str | Path,
+    *,
+    create: bool = True,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+) -> Database:
+    """Open (and if needed create and migrate) a xero-inspector database."""
+    path = Path(path)
+    if not path.exists():
+        if not create:
+            raise StoreError(f"{path}: no such database")
+        if not path.parent.is_dir():
+            raise StoreError(f"{path}: directory {path.parent} does not exist")
+        _create_private(path)
+    try:
+        conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
+        db = Database(conn)
+        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and db.table_names()):
+            conn.close()
+            raise StoreError(f"{path}: not a xero-inspector database")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.enable_wal()
+        db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process crash
+        if app_id == 0:
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        migrate(db, migrations)
+        return db
+    except sqlite3.DatabaseError as e:
+        if "file is not a database" in str(e):
+            raise StoreError(f"{path}: not a xero-inspector database (not SQLite at all)") from e
+        raise StoreError(f"{path}: {e}") from e
+
+
+_INSERT_FLOW = "INSERT INTO flows ({cols}) VALUES ({marks})"
+
+
+def insert(db: Database, batch: Iterable[Ingested], seen_at: float) -> list[int]:
+    """Insert flows, their bodies and any tenants they named in one transaction; the flow ids."""
+    ids: list[int] = []
+    with db.atomic():
+        for item in batch:
+            cols = list(item.flow)
+            cur = db.execute(
+                _INSERT_FLOW.format(cols=", ".join(cols), marks=", ".join("?" * len(cols))),
+                [item.flow[c] for c in cols],
+            )
+            flow_id = int(cur.lastrowid or 0)
+            ids.append(flow_id)
+            if item.bodies:
+                db.conn.executemany(
+                    "INSERT INTO bodies (flow_id, side, text, data) VALUES (?, ?, ?, ?)",
+                    [(flow_id, b["side"], b["text"], b["data"]) for b in item.bodies],
+                )
+            for tenant in item.tenants:
+                db.table("tenants").upsert({**tenant, "seen_at": seen_at}, pk="id")
+    return ids
+
+
+def save_recorder(db: Database, row: dict[str, Any]) -> None:
+    with db.atomic():
+        db.table("recorders").upsert(row, pk="id")

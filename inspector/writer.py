@@ -1,0 +1,261 @@
+"""The writer: one thread owns the only write connection; hooks only hand it records.
+
+Batching is group commit: the thread takes everything queued (up to ``batch_size``) and
+writes it in one transaction. Under load batches grow by themselves; when idle a record
+is written as soon as it arrives, so no flush timer delays what the browser shows.
+
+Overflow policy: the queue is bounded by records *and* bytes. When it is full the
+*record* is dropped and counted, never the traffic: a proxy that stalls the app to save
+a log line has failed at its first job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .ingest import Ingest, Ingested
+from .record import FlowRecord
+from .store import BUSY_TIMEOUT_MS, StoreError, insert, open_db, save_recorder
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_ITEMS = 10_000
+DEFAULT_QUEUE_BYTES = 512 * 1024 * 1024
+BATCH_SIZE = 500
+STATS_INTERVAL = 1.0
+# A batch that cannot be written (locked, read-only or full disk) is retried with backoff;
+# at shutdown we give up after this long rather than hang the user's Ctrl+C.
+RETRY_BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+SHUTDOWN_GRACE = 15.0
+
+
+class RecordQueue:
+    """A FIFO bounded by item count and by the body bytes its records hold."""
+
+    def __init__(self, max_items: int, max_bytes: int) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._items: deque[FlowRecord] = deque()
+        self._bytes = 0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def offer(self, rec: FlowRecord) -> bool:
+        size = rec.body_bytes
+        with self._cond:
+            if self._closed or len(self._items) >= self.max_items or self._bytes + size > self.max_bytes:
+                return False
+            self._items.append(rec)
+            self._bytes += size
+            self._cond.notify()
+            return True
+
+    def take(self, max_items: int, timeout: float) -> list[FlowRecord] | None:
+        """Up to ``max_items`` records; [] after ``timeout`` with nothing; None once closed and empty."""
+        with self._cond:
+            if not self._items and not self._closed:
+                self._cond.wait(timeout)
+            if not self._items:
+                return None if self._closed else []
+            batch = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
+            self._bytes -= sum(r.body_bytes for r in batch)
+            return batch
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class Counters:
+    recorded: int = 0
+    dropped: int = 0
+    errors: int = 0
+
+
+class Writer:
+    """Ingests and stores FlowRecords on its own thread."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        ingest: Ingest,
+        *,
+        info: dict[str, Any] | None = None,
+        queue_items: int = DEFAULT_QUEUE_ITEMS,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        batch_size: int = BATCH_SIZE,
+        on_stored: Callable[[int, dict[str, Any]], None] | None = None,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> None:
+        self.path = Path(path)
+        self.ingest = ingest
+        self.info = dict(info or {})
+        self.batch_size = batch_size
+        self.on_stored = on_stored
+        self.busy_timeout_ms = busy_timeout_ms
+        self.queue = RecordQueue(queue_items, queue_bytes)
+        self.counters = Counters()
+        self._drop_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="xero-inspector-writer", daemon=True)
+        self.recorder_id = uuid.uuid4().hex
+        self.started_at = time.time()
+
+    # --- called from proxy hooks: cheap, never blocks ---------------------------------------
+
+    def submit(self, rec: FlowRecord) -> bool:
+        if self.queue.offer(rec):
+            return True
+        with self._drop_lock:
+            self.counters.dropped += 1
+            dropped = self.counters.dropped
+        if dropped == 1 or dropped % 1000 == 0:
+            log.warning("recorder queue full: %d record(s) dropped so far (traffic unaffected)", dropped)
+        return False
+
+    def count_error(self, n: int = 1) -> None:
+        with self._drop_lock:
+            self.counters.errors += n
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        # Open once here so a bad path fails in the caller, with a message, not in a thread.
+        # A lock someone else holds is no reason to refuse: the thread waits it out.
+        try:
+            open_db(self.path, busy_timeout_ms=self.busy_timeout_ms).close()
+        except StoreError as e:
+            if not e.transient:
+                raise
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Write everything queued, then stop."""
+        self._stopping.set()
+        self.queue.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # --- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        db = self._open()
+        if db is None:
+            return
+        next_stats = 0.0
+        try:
+            while True:
+                batch = self.queue.take(self.batch_size, STATS_INTERVAL)
+                if batch is None:
+                    break
+                if batch:
+                    self._write(db, batch)
+                if time.monotonic() >= next_stats:
+                    self._save_stats(db)
+                    next_stats = time.monotonic() + STATS_INTERVAL
+            self._save_stats(db, stopped=True)
+        finally:
+            db.close()
+
+    def _open(self) -> Any:
+        """Open the database, waiting out a lock held by someone else (another writer, a
+        long query); give up only on a file that cannot be ours, or at shutdown."""
+        deadline: float | None = None
+        attempt = 0
+        while True:
+            try:
+                return open_db(self.path, busy_timeout_ms=self.busy_timeout_ms)
+            except StoreError as e:
+                self.count_error()
+                if not e.transient:
+                    log.error("recorder cannot open the database: %s", e)
+                    return None
+                if attempt == 0:
+                    log.error("recorder waits for the database: %s (traffic unaffected)", e)
+                if self._stopping.is_set():
+                    deadline = deadline or time.monotonic() + SHUTDOWN_GRACE
+                    if time.monotonic() > deadline:
+                        log.error("recorder gave up on %d queued record(s): %s", len(self.queue), e)
+                        return None
+                time.sleep(RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)])
+                attempt += 1
+
+    def _write(self, db: Any, batch: list[FlowRecord]) -> None:
+        items = [self.ingest(rec) for rec in batch]
+        self.count_error(sum(1 for i in items if i.flow.get("ingest_error")))
+        deadline: float | None = None
+        attempt = 0
+        while True:
+            try:
+                ids = insert(db, items, time.time())
+            except sqlite3.OperationalError as e:
+                # Locked, read-only, disk full: transient from here. Keep the batch, retry.
+                self.count_error()
+                if attempt == 0:
+                    log.error("recorder cannot write to %s (%s); retrying, traffic unaffected", self.path, e)
+                if self._stopping.is_set():
+                    deadline = deadline or time.monotonic() + SHUTDOWN_GRACE
+                    if time.monotonic() > deadline:
+                        log.error("recorder gave up on %d record(s) at shutdown: %s", len(items), e)
+                        return
+                time.sleep(RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)])
+                attempt += 1
+                continue
+            except Exception:
+                ids = self._write_one_by_one(db, items)
+            if attempt:
+                log.info("recorder writes again after %d failed attempt(s)", attempt)
+            self.counters.recorded += len(ids)
+            if self.on_stored:
+                for flow_id, item in zip(ids, items, strict=False):
+                    self.on_stored(flow_id, item.flow)
+            return
+
+    def _write_one_by_one(self, db: Any, items: list[Ingested]) -> list[int]:
+        """A batch failed for a reason other than the file: isolate the record that causes it."""
+        ids = []
+        for item in items:
+            try:
+                ids.extend(insert(db, [item], time.time()))
+            except Exception:
+                log.exception("recorder could not store %s %s", item.flow.get("method"), item.flow.get("url"))
+                self.count_error()
+        return ids
+
+    def _save_stats(self, db: Any, stopped: bool = False) -> None:
+        now = time.time()
+        row = {
+            "id": self.recorder_id,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "updated_at": now,
+            "stopped_at": now if stopped else None,
+            "recorded": self.counters.recorded,
+            "dropped": self.counters.dropped,
+            "errors": self.counters.errors,
+            "queue_depth": len(self.queue),
+            **self.info,
+        }
+        try:
+            save_recorder(db, row)
+        except sqlite3.Error as e:
+            log.debug("recorder counters not saved: %s", e)

@@ -1,0 +1,52 @@
+"""Parsing untrusted XML: entities, DTD loading, network access and huge trees off, always.
+
+Bodies come from apps under development and from the network; an XXE or an entity
+bomb must never be resolved. lxml parsers are not thread-safe, so each thread gets its own.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from lxml import etree
+
+_local = threading.local()
+
+
+def parser() -> etree.XMLParser:
+    p: etree.XMLParser | None = getattr(_local, "parser", None)
+    if p is None:
+        p = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+            collect_ids=False,
+            remove_blank_text=False,
+        )
+        _local.parser = p
+    return p
+
+
+def parse(data: bytes) -> etree._Element:
+    """The root element; raises ``etree.XMLSyntaxError`` for anything not well-formed."""
+    return etree.fromstring(data, parser())
+
+
+def try_parse(data: bytes | None) -> etree._Element | None:
+    if not data:
+        return None
+    try:
+        return parse(data)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+
+
+def text(el: etree._Element | None, path: str) -> str | None:
+    """Stripped text of the first element at ``path`` below ``el``; None when absent or empty."""
+    if el is None:
+        return None
+    found = el.findtext(path)
+    if found is None:
+        return None
+    return found.strip() or None

@@ -1,0 +1,285 @@
+"""Scripted traffic that looks like a real integration, sent through the proxy to 'Xero'.
+
+The client is an ordinary httpx client aimed at the real Xero URLs, with the proxy in
+HTTPS_PROXY's place and the proxy's CA trusted: exactly how a user's app is set up.
+"""
+
+from __future__ import annotations
+
+import ssl
+import uuid
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+
+from .mock_xero import TENANTS, MockXero
+
+XPM = "https://api.xero.com/practicemanager/3.0"
+ACCOUNTING = "https://api.xero.com/api.xro/2.0"
+NETWORK = "https://networktest.xero.com/api.xro/1.0"
+LEGACY = "https://api.workflowmax.com"
+PRACTICE, ORGANISATION = TENANTS[0].id, TENANTS[1].id
+
+Say = Callable[[str], None]
+
+
+class DemoTraffic:
+    def __init__(self, proxy_url: str, ca_file: Path, mock: MockXero, say: Say = print) -> None:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        self.http = httpx.Client(proxy=proxy_url, verify=context, timeout=20, trust_env=False)
+        self.mock = mock
+        self.config = mock.app.config
+        self.say = say
+        self.token = ""
+
+    def call(self, label: str, method: str, url: str, **kw: object) -> httpx.Response:
+        resp = self.http.request(method, url, **kw)  # type: ignore[arg-type]
+        note = ""
+        if b"<Status>ERROR</Status>" in resp.content:
+            note = "  (an error inside HTTP 200)"
+        self.say(f"  {resp.status_code}  {label}{note}")
+        return resp
+
+    def xpm_headers(self, tenant: str = PRACTICE, token: str | None = None) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {token or self.token}",
+            "xero-tenant-id": tenant,
+            "Content-Type": "text/xml; charset=utf-8",
+        }
+
+    def run(self) -> None:
+        for step in (
+            self.sign_in,
+            self.practice_manager,
+            self.xpm_mistakes,
+            self.legacy,
+            self.customer_api,
+            self.accounting,
+            self.token_and_tenant_mistakes,
+            self.rate_limit_burst,
+            self.dead_upstream,
+        ):
+            self.say(step.__doc__ or step.__name__)
+            step()
+        self.http.close()
+
+    def sign_in(self) -> None:
+        """Sign in: a client-credentials token, then which organisations it reaches"""
+        c = self.config
+        resp = self.call(
+            "POST identity.xero.com/connect/token",
+            "POST",
+            "https://identity.xero.com/connect/token",
+            data={"grant_type": "client_credentials"},
+            auth=(c.client_id, c.client_secret),
+        )
+        self.token = resp.json()["access_token"]
+        self.call(
+            "GET /connections",
+            "GET",
+            "https://api.xero.com/connections",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+
+    def practice_manager(self) -> None:
+        """Practice Manager 3.0: clients, a job, its state, a timesheet"""
+        h = self.xpm_headers()
+        self.call("GET client.api/list", "GET", f"{XPM}/client.api/list", headers=h)
+        added = self.call(
+            "POST client.api/add",
+            "POST",
+            f"{XPM}/client.api/add",
+            headers=h,
+            content="<Client><Name>Harbour Dental Ltd</Name><Email>office@harbour.example</Email></Client>",
+        )
+        client_id = _between(added.text, "<ID>", "</ID>")
+        start, due = date.today(), date.today() + timedelta(days=30)
+        job = self.call(
+            "POST job.api/add",
+            "POST",
+            f"{XPM}/job.api/add",
+            headers=h,
+            content=(
+                f"<Job><Name>Quarterly GST return</Name><Description>Q3 filing</Description><ClientID>{client_id}</ClientID>"
+                f"<StartDate>{start:%Y%m%d}</StartDate><DueDate>{due:%Y%m%d}</DueDate></Job>"
+            ),
+        )
+        number = _between(job.text, "<ID>", "</ID>")
+        self.call(
+            "PUT job.api/state",
+            "PUT",
+            f"{XPM}/job.api/state",
+            headers=h,
+            content=f"<Job><ID>{number}</ID><State>INPROGRESS</State></Job>",
+        )
+        got = self.call(f"GET job.api/get/{number}", "GET", f"{XPM}/job.api/get/{number}", headers=h)
+        task = _between(got.text.split("<Tasks>", 1)[1], "<ID>", "</ID>")
+        self.call(
+            "POST time.api/add",
+            "POST",
+            f"{XPM}/time.api/add",
+            headers=h,
+            content=(
+                f"<Timesheet><Job>{number}</Job><Task>{task}</Task><Staff>859230</Staff>"
+                f"<Date>{start:%Y%m%d}</Date><Start>09:00</Start><End>10:30</End><Note>Prepared GST workpapers</Note></Timesheet>"
+            ),
+        )
+        self.call("GET staff.api/list", "GET", f"{XPM}/staff.api/list", headers=h)
+        self.call(
+            "GET job.api/list?from&to",
+            "GET",
+            f"{XPM}/job.api/list",
+            headers=h,
+            params={"from": f"{start - timedelta(days=365):%Y%m%d}", "to": f"{due:%Y%m%d}"},
+        )
+
+    def xpm_mistakes(self) -> None:
+        """Practice Manager mistakes: Xero answers 200 and hides the error in the body"""
+        h = self.xpm_headers()
+        self.call(
+            "POST job.api/add with an unknown client",
+            "POST",
+            f"{XPM}/job.api/add",
+            headers=h,
+            content=(
+                "<Job><Name>Payroll setup</Name><ClientID>11111111</ClientID>"
+                "<StartDate>20240801</StartDate><DueDate>20240831</DueDate></Job>"
+            ),
+        )
+        self.call(
+            "POST job.api/add with <ClientId> (a typo)",
+            "POST",
+            f"{XPM}/job.api/add",
+            headers=h,
+            content=(
+                "<Job><Name>Payroll setup</Name><ClientId>24097642</ClientId>"
+                "<StartDate>20240801</StartDate><DueDate>20240831</DueDate></Job>"
+            ),
+        )
+        self.call(
+            "POST client.api/add with no name",
+            "POST",
+            f"{XPM}/client.api/add",
+            headers=h,
+            content="<Client><Name></Name><Email>x@example.com</Email></Client>",
+        )
+        self.call(
+            "PUT job.api/state DONE",
+            "PUT",
+            f"{XPM}/job.api/state",
+            headers=h,
+            content="<Job><ID>J000001</ID><State>DONE</State></Job>",
+        )
+
+    def legacy(self) -> None:
+        """A legacy WorkflowMax v1 call, keys in the URL (retired in 2020)"""
+        c = self.config
+        self.call(
+            "GET api.workflowmax.com/job.api/current?apiKey&accountKey",
+            "GET",
+            f"{LEGACY}/job.api/current",
+            params={"apiKey": c.legacy_api_key, "accountKey": c.legacy_account_key},
+        )
+
+    def customer_api(self) -> None:
+        """Customer API 1.0: contacts, and an invoice posted with a lying content type"""
+        c = self.config
+        keys = {"apiKey": c.partner_key, "xeroKey": next(iter(c.customer_keys))}
+        self.call("GET /api.xro/1.0/contacts", "GET", f"{NETWORK}/contacts", params=keys)
+        invoice = (
+            "<Invoice><InvoiceType>ACCREC</InvoiceType><Contact><Name>Marine Systems</Name></Contact>"
+            f"<InvoiceDate>{date.today():%Y-%m-%d}T00:00:00</InvoiceDate><InvoiceNumber>NW-1001</InvoiceNumber>"
+            "<LineItems><LineItem><Description>Hull survey</Description><Quantity>1</Quantity><UnitAmount>450.00</UnitAmount>"
+            "<TaxAmount>67.50</TaxAmount><LineAmount>450.00</LineAmount><AccountCode>200</AccountCode></LineItem></LineItems></Invoice>"
+        )
+        self.call(
+            "PUT /api.xro/1.0/invoice (XML sent as a form)",
+            "PUT",
+            f"{NETWORK}/invoice",
+            params=keys,
+            content=invoice,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+
+    def accounting(self) -> None:
+        """Accounting 2.0 in XML: both wrapper forms, an xml= form field, a validation error, JSON"""
+        h = {**self.xpm_headers(ORGANISATION), "Content-Type": "application/xml", "Idempotency-Key": str(uuid.uuid4())}
+        line = "<LineItems><LineItem><Description>Consulting</Description><Quantity>3</Quantity><UnitAmount>120.00</UnitAmount><AccountCode>200</AccountCode></LineItem></LineItems>"
+        self.call(
+            "PUT Invoices (plural wrapper)",
+            "PUT",
+            f"{ACCOUNTING}/Invoices",
+            headers=h,
+            content=(
+                f"<Invoices><Invoice><Type>ACCREC</Type><Contact><Name>ABC Furniture</Name></Contact>{line}</Invoice></Invoices>"
+            ),
+        )
+        self.call(
+            "POST Invoices (bare <Invoice>)",
+            "POST",
+            f"{ACCOUNTING}/Invoices",
+            headers=h,
+            content=(f"<Invoice><Type>ACCPAY</Type><Contact><Name>Office Supplies Co</Name></Contact>{line}</Invoice>"),
+        )
+        form = {**h, "Content-Type": "application/x-www-form-urlencoded"}
+        self.call(
+            "POST Invoices as xml= form field (old clients)",
+            "POST",
+            f"{ACCOUNTING}/Invoices",
+            headers=form,
+            data={
+                "xml": f"<Invoices><Invoice><Type>ACCREC</Type><Contact><Name>ABC Furniture</Name></Contact>{line}</Invoice></Invoices>"
+            },
+        )
+        self.call(
+            "PUT Contacts with a bad email (400)",
+            "PUT",
+            f"{ACCOUNTING}/Contacts",
+            headers=h,
+            content=(
+                "<Contacts><Contact><Name>Good Contact Ltd</Name><EmailAddress>ok@good.example</EmailAddress></Contact>"
+                "<Contact><Name>Bad Email Ltd</Name><EmailAddress>not-an-email</EmailAddress></Contact></Contacts>"
+            ),
+        )
+        self.call("GET Invoices as JSON", "GET", f"{ACCOUNTING}/Invoices", headers={**h, "Accept": "application/json"})
+
+    def token_and_tenant_mistakes(self) -> None:
+        """Token and tenant mistakes: an expired token (401), a wrong tenant (403)"""
+        self.call(
+            "GET client.api/list with an expired token",
+            "GET",
+            f"{XPM}/client.api/list",
+            headers=self.xpm_headers(token=self.mock.app.expired_token()),
+        )
+        self.call(
+            "GET client.api/list for a tenant not connected",
+            "GET",
+            f"{XPM}/client.api/list",
+            headers=self.xpm_headers(tenant=str(uuid.uuid4())),
+        )
+
+    def rate_limit_burst(self) -> None:
+        """A polling loop that runs into the 60 calls/minute limit (429)"""
+        h = self.xpm_headers()
+        statuses = []
+        for _ in range(self.config.minute_limit + 10):
+            statuses.append(self.http.get(f"{XPM}/job.api/current", headers=h).status_code)
+            if statuses[-3:] == [429, 429, 429]:
+                break
+        self.say(f"  {statuses.count(200)} x 200 then {statuses.count(429)} x 429  GET job.api/current (polling)")
+
+    def dead_upstream(self) -> None:
+        """Xero unreachable: the upstream goes away, the proxy answers 502"""
+        self.mock.stop()
+        self.call(
+            "GET job.api/current with nobody at the other end",
+            "GET",
+            f"{XPM}/job.api/current",
+            headers=self.xpm_headers(),
+        )
+
+
+def _between(text: str, start: str, end: str) -> str:
+    return text.split(start, 1)[1].split(end, 1)[0]

@@ -1,0 +1,458 @@
+"""Practice Manager 3.0 in the mock: client, job, time and staff (list/get/add/update/state).
+
+Errors come back as HTTP 200 with <Status>ERROR</Status>, as Xero does (XERO.md §4.1).
+Error texts seen on the real API are used verbatim; the few the mock needs beyond those
+("... is required" for a missing date, the from/to message) are its own wording.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lxml import etree
+
+from .wire import MockRequest, MockResponse, child_text, el, parse_xml, xml
+
+STATES = {
+    "PLANNED": "Planned",
+    "INPROGRESS": "In Progress",
+    "ONHOLD": "On Hold",
+    "COMPLETED": "Completed",
+    "CANCELLED": "Cancelled",
+}
+NOT_EXPECTED = "Message not in expected format"
+
+
+class XpmError(Exception):
+    """An application error: answered as 200 + <Status>ERROR</Status>."""
+
+
+@dataclass
+class XpmState:
+    clients: dict[int, dict[str, Any]] = field(default_factory=dict)
+    staff: dict[int, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    times: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ids: itertools.count = field(default_factory=lambda: itertools.count(24097700))
+    job_numbers: itertools.count = field(default_factory=lambda: itertools.count(2))
+
+    @classmethod
+    def seeded(cls) -> XpmState:
+        s = cls()
+        s.clients[24097642] = {
+            "ID": 24097642,
+            "Name": "Acme Plumbing Ltd",
+            "Email": "accounts@acme.example",
+            "Phone": "09 555 0100",
+        }
+        s.clients[24097643] = {
+            "ID": 24097643,
+            "Name": "Brightside Cafe",
+            "Email": "hello@brightside.example",
+            "Phone": "04 555 0199",
+        }
+        s.staff[859230] = {"ID": 859230, "Name": "Jo Bloggs", "Email": "jo@practice.example", "Phone": "", "Mobile": ""}
+        s.staff[859231] = {
+            "ID": 859231,
+            "Name": "Sam Smith",
+            "Email": "sam@practice.example",
+            "Phone": "",
+            "Mobile": "",
+        }
+        s.jobs["J000001"] = {
+            "ID": "J000001",
+            "Name": "Annual accounts 2024",
+            "Description": "Year-end accounts and tax return",
+            "ClientID": 24097642,
+            "State": "Planned",
+            "StartDate": datetime(2024, 4, 1),
+            "DueDate": datetime(2024, 6, 30),
+            "Assigned": [859230],
+            "Tasks": [{"ID": 66180001, "Name": "Prepare accounts"}],
+        }
+        return s
+
+
+def handle(req: MockRequest, state: XpmState, segments: list[str]) -> MockResponse:
+    """``segments``: the path after the base, e.g. ["job.api", "get", "J000001"]."""
+    resource, method, rest = segments[0], segments[1] if len(segments) > 1 else "", segments[2:]
+    route = ROUTES.get((req.method, resource, method))
+    if route is None:
+        return MockResponse(404, b"Not Found", [("Content-Type", "text/plain")])
+    api_method, fn = route
+    try:
+        payload = fn(req, state, rest)
+    except XpmError as e:
+        return error_response(api_method, str(e))
+    return xml(el("Response", el("Status", "OK"), *payload, attrib={"api-method": api_method}))
+
+
+def error_response(api_method: str, description: str) -> MockResponse:
+    """HTTP 200 all the same: the body says ERROR."""
+    return xml(
+        el("Response", el("Status", "ERROR"), el("ErrorDescription", description), attrib={"api-method": api_method})
+    )
+
+
+# --- request helpers ----------------------------------------------------------------------------
+
+
+def _body(req: MockRequest, root: str) -> etree._Element:
+    doc = parse_xml(req.body)
+    if doc is None:
+        raise XpmError(NOT_EXPECTED)
+    if doc.tag != root:
+        raise XpmError(f"{NOT_EXPECTED}. The following required element was missing - /{root}")
+    return doc
+
+
+def _required(doc: etree._Element, name: str) -> str:
+    value = child_text(doc, name)
+    if value is None:
+        raise XpmError(f"{NOT_EXPECTED}. The following required element was missing - /{doc.tag}/{name}")
+    return value
+
+
+def _date(value: str, name: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y%m%d")
+    except ValueError:
+        raise XpmError(f"{NOT_EXPECTED}. {name} must be a date as yyyymmdd") from None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _iso(d: datetime | None) -> str | None:
+    return d.strftime("%Y-%m-%dT%H:%M:%S") if d else None
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _client_el(c: dict[str, Any]) -> etree._Element:
+    return el(
+        "Client",
+        el("ID", c["ID"]),
+        el("Name", c["Name"]),
+        el("Email", c.get("Email")),
+        el("Phone", c.get("Phone")),
+        el("Address", c.get("Address")),
+        el("City", c.get("City")),
+        el("PostCode", c.get("PostCode")),
+        el("Country", c.get("Country")),
+        el("IsProspect", "No"),
+        el("IsArchived", "Yes" if c.get("Archived") else "No"),
+        el("Contacts"),
+    )
+
+
+def _ref(tag: str, id_: Any, name: str) -> etree._Element:
+    return el(tag, el("ID", id_), el("Name", name))
+
+
+def _job_el(s: XpmState, j: dict[str, Any]) -> etree._Element:
+    client = s.clients[j["ClientID"]]
+    return el(
+        "Job",
+        el("ID", j["ID"]),
+        el("Name", j["Name"]),
+        el("Description", j.get("Description")),
+        _ref("Client", client["ID"], client["Name"]),
+        el("ClientOrderNumber", j.get("ClientOrderNumber")),
+        el("State", j["State"]),
+        el("StartDate", _iso(j["StartDate"])),
+        el("DueDate", _iso(j["DueDate"])),
+        el("Assigned", *[_ref("Staff", sid, s.staff[sid]["Name"]) for sid in j["Assigned"]]),
+        el("Tasks", *[el("Task", el("ID", t["ID"]), el("Name", t["Name"])) for t in j["Tasks"]]),
+        el("Milestones"),
+        el("Notes"),
+    )
+
+
+def _staff_el(st: dict[str, Any]) -> etree._Element:
+    return el(
+        "Staff", *(el(k, st.get(k)) for k in ("ID", "Name", "Email", "Phone", "Mobile", "Address", "PayrollCode"))
+    )
+
+
+def _time_el(s: XpmState, t: dict[str, Any]) -> etree._Element:
+    job = s.jobs[t["Job"]]
+    task = next(x for x in job["Tasks"] if x["ID"] == t["Task"])
+    return el(
+        "Time",
+        el("ID", t["ID"]),
+        _ref("Job", job["ID"], job["Name"]),
+        _ref("Task", task["ID"], task["Name"]),
+        _ref("Staff", t["Staff"], s.staff[t["Staff"]]["Name"]),
+        el("Date", _iso(t["Date"])),
+        el("Minutes", t["Minutes"]),
+        el("Note", t.get("Note")),
+        el("Billable", "true"),
+    )
+
+
+# --- clients ------------------------------------------------------------------------------
+
+
+def client_list(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    return [el("Clients", *[_client_el(c) for c in s.clients.values()])]
+
+
+def client_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    client = s.clients.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
+    if client is None:
+        raise XpmError("Invalid client identifier")
+    return [_client_el(client)]
+
+
+def client_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    doc = _body(req, "Client")
+    name = child_text(doc, "Name")
+    if not name:
+        raise XpmError("The client name is required")
+    cid = next(s.ids)
+    s.clients[cid] = {
+        "ID": cid,
+        "Name": name,
+        **{k: child_text(doc, k) for k in ("Email", "Phone", "Address", "City", "PostCode", "Country")},
+    }
+    return [_client_el(s.clients[cid])]
+
+
+def client_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    doc = _body(req, "Client")
+    client = s.clients.get(_int(child_text(doc, "ID")))  # type: ignore[arg-type]
+    if client is None:
+        raise XpmError("Invalid client identifier")
+    name = child_text(doc, "Name")
+    if not name:
+        raise XpmError("The client name is required")
+    client.update(
+        {
+            "Name": name,
+            **{k: v for k in ("Email", "Phone", "Address", "City", "PostCode", "Country") if (v := child_text(doc, k))},
+        }
+    )
+    return [_client_el(client)]
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+def job_list(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    start, end = req.param("from"), req.param("to")
+    if not start or not end:
+        raise XpmError("The from and to parameters are required (yyyymmdd)")
+    lo, hi = _date(start, "from"), _date(end, "to")
+    jobs = [j for j in s.jobs.values() if j["StartDate"] <= hi and j["DueDate"] >= lo]
+    return [el("Jobs", *[_job_el(s, j) for j in jobs])]
+
+
+def job_current(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    jobs = [j for j in s.jobs.values() if j["State"] not in ("Completed", "Cancelled")]
+    return [el("Jobs", *[_job_el(s, j) for j in jobs])]
+
+
+def job_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    job = s.jobs.get(rest[0].upper() if rest else "")
+    if job is None:
+        raise XpmError("Invalid job identifier")
+    return [_job_el(s, job)]
+
+
+def job_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    doc = _body(req, "Job")
+    name = _required(doc, "Name")
+    client_id = _required(doc, "ClientID")
+    start = _date(_required(doc, "StartDate"), "StartDate")
+    due = _date(_required(doc, "DueDate"), "DueDate")
+    if _int(client_id) not in s.clients:
+        raise XpmError("Invalid client identifier")
+    number = f"J{next(s.job_numbers):06d}"
+    s.jobs[number] = {
+        "ID": number,
+        "Name": name,
+        "Description": child_text(doc, "Description"),
+        "ClientID": _int(client_id),
+        "ClientOrderNumber": child_text(doc, "ClientNumber"),
+        "State": "Planned",
+        "StartDate": start,
+        "DueDate": due,
+        "Assigned": [],
+        "Tasks": [{"ID": next(s.ids), "Name": "General"}],
+    }
+    return [_job_el(s, s.jobs[number])]
+
+
+def job_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    doc = _body(req, "Job")
+    job = s.jobs.get((child_text(doc, "ID") or "").upper())
+    if job is None:
+        raise XpmError("Invalid job identifier")
+    for key in ("Name", "Description"):
+        if (value := child_text(doc, key)) is not None:
+            job[key] = value
+    for key in ("StartDate", "DueDate"):
+        if (value := child_text(doc, key)) is not None:
+            job[key] = _date(value, key)
+    return [_job_el(s, job)]
+
+
+def job_state(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    doc = _body(req, "Job")
+    job = s.jobs.get((child_text(doc, "ID") or "").upper())
+    if job is None:
+        raise XpmError("Invalid job identifier")
+    code = (child_text(doc, "State") or "").upper()
+    if code not in STATES:
+        raise XpmError("Invalid state code")
+    job["State"] = STATES[code]
+    return [_job_el(s, job)]
+
+
+# --- time ----------------------------------------------------------------------------------------
+
+
+def _timesheet(doc: etree._Element, s: XpmState, t: dict[str, Any]) -> None:
+    job = s.jobs.get((_required(doc, "Job")).upper())
+    if job is None:
+        raise XpmError("Invalid job identifier")
+    task = _int(_required(doc, "Task"))
+    if task not in {x["ID"] for x in job["Tasks"]}:
+        raise XpmError("Invalid task identifier")
+    staff = _int(_required(doc, "Staff"))
+    if staff not in s.staff:
+        raise XpmError("Invalid staff identifier")
+    minutes = _int(child_text(doc, "Minutes"))
+    start, end = child_text(doc, "Start"), child_text(doc, "End")
+    if minutes is None and start and end:
+        try:
+            t0, t1 = datetime.strptime(start, "%H:%M"), datetime.strptime(end, "%H:%M")
+        except ValueError:
+            raise XpmError(f"{NOT_EXPECTED}. Start and End must be times as HH:MM") from None
+        minutes = int((t1 - t0).total_seconds() // 60)
+    if minutes is None or minutes <= 0:
+        raise XpmError(f"{NOT_EXPECTED}. The following required element was missing - /Timesheet/Minutes")
+    t.update(
+        Job=job["ID"],
+        Task=task,
+        Staff=staff,
+        Date=_date(_required(doc, "Date"), "Date"),
+        Minutes=minutes,
+        Note=child_text(doc, "Note"),
+    )
+
+
+def time_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    doc = _body(req, "Timesheet")
+    t: dict[str, Any] = {"ID": next(s.ids)}
+    _timesheet(doc, s, t)
+    s.times[t["ID"]] = t
+    return [_time_el(s, t)]
+
+
+def time_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    doc = _body(req, "Timesheet")
+    t = s.times.get(_int(child_text(doc, "ID")))  # type: ignore[arg-type]
+    if t is None:
+        raise XpmError("Invalid time identifier")
+    _timesheet(doc, s, t)
+    return [_time_el(s, t)]
+
+
+def time_list(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    start, end = req.param("from"), req.param("to")
+    if not start or not end:
+        raise XpmError("The from and to parameters are required (yyyymmdd)")
+    lo, hi = _date(start, "from"), _date(end, "to")
+    return [el("Times", *[_time_el(s, t) for t in s.times.values() if lo <= t["Date"] <= hi])]
+
+
+def time_job(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    number = rest[0].upper() if rest else ""
+    if number not in s.jobs:
+        raise XpmError("Invalid job identifier")
+    return [el("Times", *[_time_el(s, t) for t in s.times.values() if t["Job"] == number])]
+
+
+def time_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    t = s.times.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
+    if t is None:
+        raise XpmError("Invalid time identifier")
+    return [_time_el(s, t)]
+
+
+# --- staff -----------------------------------------------------------------------------------------
+
+
+def staff_list(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    return [el("StaffList", *[_staff_el(st) for st in s.staff.values()])]
+
+
+def staff_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    st = s.staff.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
+    if st is None:
+        raise XpmError("Invalid staff identifier")
+    return [_staff_el(st)]
+
+
+def staff_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    doc = _body(req, "Staff")
+    if child_text(doc, "ID") is not None:
+        raise XpmError("Invalid staff identifier for add request")
+    name = _required(doc, "Name")
+    sid = next(s.ids)
+    s.staff[sid] = {
+        "ID": sid,
+        "Name": name,
+        **{k: child_text(doc, k) for k in ("Email", "Phone", "Mobile", "Address", "PayrollCode")},
+    }
+    return [_staff_el(s.staff[sid])]
+
+
+def staff_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    doc = _body(req, "Staff")
+    st = s.staff.get(_int(child_text(doc, "ID")))  # type: ignore[arg-type]
+    if st is None:
+        raise XpmError("Invalid staff identifier")
+    st.update(
+        {
+            k: v
+            for k in ("Name", "Email", "Phone", "Mobile", "Address", "PayrollCode")
+            if (v := child_text(doc, k)) is not None
+        }
+    )
+    return [_staff_el(st)]
+
+
+# (HTTP method, resource, method segment) -> (api-method attribute, handler).
+# staff.api/add really answers api-method="Get" (XERO.md §5).
+ROUTES = {
+    ("GET", "client.api", "list"): ("List", client_list),
+    ("GET", "client.api", "get"): ("Get", client_get),
+    ("POST", "client.api", "add"): ("Add", client_add),
+    ("PUT", "client.api", "update"): ("Update", client_update),
+    ("GET", "job.api", "current"): ("Current", job_current),
+    ("GET", "job.api", "list"): ("List", job_list),
+    ("GET", "job.api", "get"): ("Get", job_get),
+    ("POST", "job.api", "add"): ("Add", job_add),
+    ("PUT", "job.api", "update"): ("Update", job_update),
+    ("PUT", "job.api", "state"): ("State", job_state),
+    ("GET", "time.api", "list"): ("List", time_list),
+    ("GET", "time.api", "job"): ("Job", time_job),
+    ("GET", "time.api", "get"): ("Get", time_get),
+    ("POST", "time.api", "add"): ("Add", time_add),
+    ("PUT", "time.api", "update"): ("Update", time_update),
+    ("GET", "staff.api", "list"): ("List", staff_list),
+    ("GET", "staff.api", "get"): ("Get", staff_get),
+    ("POST", "staff.api", "add"): ("Get", staff_add),
+    ("PUT", "staff.api", "update"): ("Update", staff_update),
+}

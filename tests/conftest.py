@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from inspector.samples.mock_xero import MockXero
+
+from inspector.ca import ensure_ca
+
+
+@pytest.fixture(scope="session")
+def confdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private mitmproxy confdir with its CA, created once (RSA key generation is slow)."""
+    path = tmp_path_factory.mktemp("mitmproxy-conf")
+    ensure_ca(path)
+    return path
+
+
+@pytest.fixture
+def mock() -> Iterator[MockXero]:
+    with MockXero() as server:
+        yield server

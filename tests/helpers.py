@@ -1,0 +1,115 @@
+"""Real parts for tests: the proxy as its own process, the mock over TLS, a trusting client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from inspector.demo import free_port, wait_listening
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT = 30.0  # how long to wait for something asynchronous to happen (never asserted on)
+
+
+class ProxyProcess:
+    """`xero-inspector proxy ...` (or any command) in a subprocess, listening on a free port."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        confdir: Path,
+        args: Sequence[str] = (),
+        db: Path | None = None,
+        command: Sequence[str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.db = db or tmp / "flows.db"
+        self.confdir = confdir
+        self.log = tmp / f"proxy-{self.port}.log"
+        self.cmd = (
+            list(command)
+            if command
+            else [
+                sys.executable,
+                "-m",
+                "inspector",
+                "proxy",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--db",
+                str(self.db),
+                "--confdir",
+                str(confdir),
+                *args,
+            ]
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ProxyProcess:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                self.cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            )
+        wait_listening("127.0.0.1", self.port, self.proc, self.log)
+        return self
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text("utf-8", "replace")
+
+
+def client(proxy: ProxyProcess, cafile: Path | None = None, **kw: Any) -> httpx.Client:
+    """An httpx client sent through the proxy, trusting the proxy's CA (or ``cafile``)."""
+    ca = cafile or proxy.confdir / "mitmproxy-ca-cert.pem"
+    return httpx.Client(
+        proxy=proxy.url, verify=ssl.create_default_context(cafile=str(ca)), timeout=WAIT, trust_env=False, **kw
+    )
+
+
+def rows(db: Path, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def wait_for_rows(db: Path, sql: str, count: int, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    """Rows the writer thread stores a moment after the exchange; waits, never times."""
+    deadline = time.monotonic() + WAIT
+    found: list[sqlite3.Row] = []
+    while time.monotonic() < deadline:
+        if db.exists():
+            try:
+                found = rows(db, sql, params)
+            except sqlite3.OperationalError:
+                found = []
+            if len(found) >= count:
+                return found
+        time.sleep(0.05)
+    raise AssertionError(f"expected {count} rows for {sql!r}, found {len(found)}")

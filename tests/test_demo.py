@@ -1,0 +1,51 @@
+"""`xero-inspector demo --headless` as a user runs it: mock, real proxy process, traffic, summary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import rows
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_headless(tmp_path: Path, confdir: Path) -> None:
+    cmd = [sys.executable, "-m", "inspector", "demo", "--headless", "--confdir", str(confdir)]
+    result = subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "100"}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "exchanges recorded" in out and "Demo Practice Ltd" in out and "0 dropped, 0 errors" in out
+    db = tmp_path / "xero-demo.db"
+    outcomes = {r["outcome"]: r["n"] for r in rows(db, "select outcome, count(*) n from flows group by outcome")}
+    assert set(outcomes) == {"ok", "api-error", "http-error", "rate-limited", "transport-error"}
+    families = {r["family"] for r in rows(db, "select distinct family from flows")}
+    assert {"xpm-3.0", "wfm-legacy", "network-1.0", "accounting-2.0", "identity", "connections"} <= families
+    formats = {r["request_format"] for r in rows(db, "select distinct request_format from flows")}
+    assert {"xml", "form-xml", "form"} <= formats
+    (summary_total,) = [line for line in out.splitlines() if "exchanges recorded" in line]
+    assert int(summary_total.split()[0]) == sum(outcomes.values())
+    # A second run starts from a fresh file rather than appending to the first.
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0
+    assert rows(db, "select count(*) n from flows")[0]["n"] == sum(outcomes.values())
+
+
+def test_demo_will_not_delete_a_file_that_is_not_ours(tmp_path: Path) -> None:
+    precious = tmp_path / "xero-demo.db"
+    precious.write_text("my notes, not a database")
+    result = subprocess.run(
+        [sys.executable, "-m", "inspector", "demo", "--headless"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "not a xero-inspector database" in result.stderr
+    assert precious.read_text() == "my notes, not a database"

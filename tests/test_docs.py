@@ -1,0 +1,57 @@
+"""The README is the user's door: what it promises must hold."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from inspector.catalog import Catalog
+from inspector.cli import main
+from tests.helpers import ROOT
+
+README = (ROOT / "README.md").read_text("utf-8")
+DEMO_LINE = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/xero-inspector demo --headless"
+TEST_LINE = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
+
+
+def code_blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, re.DOTALL)
+
+
+def test_the_two_set_up_lines() -> None:
+    lines = README.splitlines()
+    assert DEMO_LINE in lines and TEST_LINE in lines
+
+
+def test_ci_runs_the_readmes_test_line() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    pattern = re.search(r'grep -E "(.*?)" README\.md', ci)
+    assert pattern, "the CI script takes its test line from the README"
+    found = [line for line in README.splitlines() if re.search(pattern.group(1), line)]
+    assert found[0] == TEST_LINE
+
+
+def test_every_command_is_in_the_readme() -> None:
+    for name in main.commands:  # type: ignore[attr-defined]
+        assert f"xero-inspector {name}" in README, name
+
+
+def test_the_readme_catalog_example_loads(tmp_path: Path) -> None:
+    (example,) = code_blocks("toml")
+    path = tmp_path / "my.toml"
+    path.write_text(example)
+    catalog = Catalog.load([path])
+    c = catalog.classify("GET", "xpm.gateway.example", "/practicemanager/3.0/job.api/widgets/7")
+    assert (c.family, c.operation, c.params) == ("xpm-3.0", "widgets", {"id": "7"})
+
+
+def test_every_package_directory_is_packaged() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs = {"inspector": ROOT / "inspector", "inspector.samples": ROOT / "samples"}
+    expected = set()
+    for package, base in dirs.items():
+        for init in base.rglob("__init__.py"):
+            rel = init.parent.relative_to(base).parts
+            expected.add(".".join((package, *rel)))
+    assert set(config["packages"]) == expected

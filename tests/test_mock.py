@@ -1,0 +1,235 @@
+"""The mock Xero's behaviour, called directly (no network) and once over its real TLS socket."""
+
+from __future__ import annotations
+
+import json
+import ssl
+
+import httpx
+import pytest
+from inspector.samples.mock_xero import TENANTS, MockApp, MockConfig, MockXero
+from inspector.samples.mock_xero.auth import RateLimiter, TokenError
+from inspector.samples.mock_xero.wire import MockRequest
+
+PRACTICE, ORG = TENANTS[0].id, TENANTS[1].id
+
+
+def call(app: MockApp, method: str, path: str, body: bytes = b"", query: str = "", **headers: str):
+    hdrs = {k.replace("_", "-").lower(): v for k, v in headers.items()}
+    return app.handle(MockRequest(method, path, query, hdrs, body))
+
+
+@pytest.fixture(scope="module")
+def app() -> MockApp:
+    return MockApp()
+
+
+@pytest.fixture(scope="module")
+def token(app: MockApp) -> str:
+    return app.tokens.issue(["practicemanager", "accounting.transactions"])
+
+
+def test_token_endpoint_and_connections(app: MockApp) -> None:
+    c = app.config
+    resp = call(
+        app,
+        "POST",
+        "/connect/token",
+        f"grant_type=client_credentials&client_id={c.client_id}&client_secret={c.client_secret}".encode(),
+    )
+    doc = json.loads(resp.body)
+    assert resp.status == 200 and doc["expires_in"] == 1800 and doc["token_type"] == "Bearer"
+    claims = app.tokens.verify(doc["access_token"])
+    assert claims["exp"] - claims["nbf"] == 1800 and claims["iss"] == "https://identity.xero.com"
+    conns = json.loads(call(app, "GET", "/connections", authorization=f"Bearer {doc['access_token']}").body)
+    assert [c["tenantName"] for c in conns] == [t.name for t in TENANTS]
+    bad = call(app, "POST", "/connect/token", b"grant_type=client_credentials&client_id=x&client_secret=y")
+    assert bad.status == 400 and json.loads(bad.body) == {"error": "invalid_client"}
+
+
+def test_refresh_tokens_rotate(app: MockApp) -> None:
+    c = app.config
+    first = json.loads(
+        call(
+            app,
+            "POST",
+            "/connect/token",
+            f"grant_type=authorization_code&code=abc&client_id={c.client_id}&client_secret={c.client_secret}".encode(),
+        ).body
+    )
+    second = call(
+        app,
+        "POST",
+        "/connect/token",
+        f"grant_type=refresh_token&refresh_token={first['refresh_token']}&client_id={c.client_id}&client_secret={c.client_secret}".encode(),
+    )
+    assert second.status == 200
+    reused = call(
+        app,
+        "POST",
+        "/connect/token",
+        f"grant_type=refresh_token&refresh_token={first['refresh_token']}&client_id={c.client_id}&client_secret={c.client_secret}".encode(),
+    )
+    assert json.loads(reused.body) == {"error": "invalid_grant"}
+
+
+def test_tokens_expire_and_forgeries_fail(app: MockApp) -> None:
+    with pytest.raises(TokenError, match=r"TokenExpired: token expired at \d\d/\d\d/\d{4}"):
+        app.tokens.verify(app.expired_token())
+    head, body, _ = app.tokens.issue(["x"]).split(".")
+    with pytest.raises(TokenError, match="AuthenticationUnsuccessful"):
+        app.tokens.verify(f"{head}.{body}.AAAA")
+
+
+def test_gateway_answers(app: MockApp, token: str) -> None:
+    path = "/practicemanager/3.0/client.api/list"
+    expired = call(app, "GET", path, authorization=f"Bearer {app.expired_token()}", xero_tenant_id=PRACTICE)
+    assert expired.status == 401 and json.loads(expired.body)["Detail"].startswith("TokenExpired")
+    assert ("WWW-Authenticate", 'Bearer error="invalid_token"') in expired.headers
+    wrong = call(app, "GET", path, authorization=f"Bearer {token}", xero_tenant_id=ORG)  # not a practice
+    assert wrong.status == 403 and json.loads(wrong.body)["Detail"] == "AuthenticationUnsuccessful"
+    ok = call(app, "GET", path, authorization=f"Bearer {token}", xero_tenant_id=PRACTICE)
+    names = [k for k, _ in ok.headers]
+    assert ok.status == 200 and {
+        "X-MinLimit-Remaining",
+        "X-DayLimit-Remaining",
+        "X-AppMinLimit-Remaining",
+        "Xero-Correlation-Id",
+    } <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("method", "op", "body", "error"),
+    [
+        (
+            "POST",
+            "job.api/add",
+            b"<Job><Name>J</Name><ClientID>1</ClientID><StartDate>20240101</StartDate><DueDate>20240102</DueDate></Job>",
+            "Invalid client identifier",
+        ),
+        (
+            "POST",
+            "job.api/add",
+            b"<Job><Name>J</Name><StartDate>20240101</StartDate><DueDate>20240102</DueDate></Job>",
+            "Message not in expected format. The following required element was missing - /Job/ClientID",
+        ),
+        ("POST", "job.api/add", b"<Job><Name>J</Name", "Message not in expected format"),
+        ("PUT", "job.api/state", b"<Job><ID>J000001</ID><State>FINISHED</State></Job>", "Invalid state code"),
+        ("PUT", "job.api/state", b"<Job><ID>J999999</ID><State>COMPLETED</State></Job>", "Invalid job identifier"),
+        ("POST", "client.api/add", b"<Client><Name/></Client>", "The client name is required"),
+        (
+            "POST",
+            "staff.api/add",
+            b"<Staff><ID>5</ID><Name>X</Name></Staff>",
+            "Invalid staff identifier for add request",
+        ),
+    ],
+)
+def test_xpm_errors_come_back_as_200(app: MockApp, token: str, method: str, op: str, body: bytes, error: str) -> None:
+    resp = call(
+        app, method, f"/practicemanager/3.0/{op}", body, authorization=f"Bearer {token}", xero_tenant_id=PRACTICE
+    )
+    assert resp.status == 200
+    assert (
+        b"<Status>ERROR</Status>" in resp.body and f"<ErrorDescription>{error}</ErrorDescription>".encode() in resp.body
+    )
+
+
+def test_xpm_writes_change_state(app: MockApp, token: str) -> None:
+    h = {"authorization": f"Bearer {token}", "xero_tenant_id": PRACTICE}
+    added = call(
+        app,
+        "POST",
+        "/practicemanager/3.0/job.api/add",
+        b"<Job><Name>New</Name><ClientID>24097643</ClientID><StartDate>20240101</StartDate><DueDate>20240301</DueDate></Job>",
+        **h,
+    )
+    assert b'api-method="Add"' in added.body and b"<State>Planned</State>" in added.body
+    number = added.body.split(b"<ID>")[1].split(b"</ID>")[0].decode()
+    call(
+        app,
+        "PUT",
+        "/practicemanager/3.0/job.api/state",
+        f"<Job><ID>{number}</ID><State>COMPLETED</State></Job>".encode(),
+        **h,
+    )
+    assert b"<State>Completed</State>" in call(app, "GET", f"/practicemanager/3.0/job.api/get/{number}", **h).body
+    staff = call(app, "POST", "/practicemanager/3.0/staff.api/add", b"<Staff><Name>Ana</Name></Staff>", **h)
+    assert b'api-method="Get"' in staff.body  # as Xero answers a staff add
+
+
+def test_accounting_both_wrappers_and_the_api_exception(app: MockApp, token: str) -> None:
+    h = {"authorization": f"Bearer {token}", "xero_tenant_id": ORG}
+    line = b"<LineItems><LineItem><Description>d</Description><Quantity>1</Quantity><UnitAmount>10</UnitAmount></LineItem></LineItems>"
+    plural = call(
+        app,
+        "PUT",
+        "/api.xro/2.0/Invoices",
+        b"<Invoices><Invoice><Type>ACCREC</Type><Contact><Name>A</Name></Contact>" + line + b"</Invoice></Invoices>",
+        **h,
+    )
+    bare = call(
+        app,
+        "POST",
+        "/api.xro/2.0/Invoices",
+        b"<Invoice><Type>ACCPAY</Type><Contact><Name>B</Name></Contact>" + line + b"</Invoice>",
+        **h,
+    )
+    assert plural.status == bare.status == 200 and b"<Total>11.50</Total>" in plural.body
+    batch = call(
+        app,
+        "PUT",
+        "/api.xro/2.0/Invoices",
+        b"<Invoices><Invoice><Type>ACCREC</Type><Contact><Name>A</Name></Contact></Invoice><Invoice><Contact><Name>A</Name></Contact></Invoice></Invoices>",
+        **h,
+    )
+    assert batch.status == 400 and batch.body.count(b"<DataContractBase") == 2
+    assert b"Invoice Type must be ACCREC or ACCPAY" in batch.body
+    partial = call(
+        app,
+        "PUT",
+        "/api.xro/2.0/Contacts",
+        b'{"Contacts": [{"Name": "Fine Ltd"}, {"Name": "Bad", "EmailAddress": "nope"}]}',
+        query="summarizeErrors=false",
+        accept="application/json",
+        content_type="application/json",
+        **h,
+    )
+    doc = json.loads(partial.body)
+    assert partial.status == 200 and [c["StatusAttributeString"] for c in doc["Contacts"]] == ["OK", "ERROR"]
+    assert doc["Contacts"][1]["ValidationErrors"] == [{"Message": "Email address must be valid."}]
+
+
+def test_customer_api_keys(app: MockApp) -> None:
+    c = app.config
+    bad = call(app, "GET", "/api.xro/1.0/contacts", query="apiKey=wrong&xeroKey=x")
+    assert bad.status == 302 and b"<title>Login" in bad.body
+    plain = app.handle(MockRequest("GET", "/api.xro/1.0/contacts", f"apiKey={c.partner_key}", {}, b"", scheme="http"))
+    assert plain.status == 403
+    missing = call(
+        app,
+        "GET",
+        "/api.xro/1.0/invoice",
+        query=f"apiKey={c.partner_key}&xeroKey={next(iter(c.customer_keys))}&invoiceNumber=NOPE",
+    )
+    assert b"<Errors>" in missing.body and b"ObjectDoesNotExistException" in missing.body
+
+
+def test_rate_limiter_windows() -> None:
+    now = [1000.0]
+    limiter = RateLimiter(MockConfig(minute_limit=2, day_limit=3), clock=lambda: now[0])
+    assert [limiter.hit("t").allowed for _ in range(3)] == [True, True, False]
+    refused = limiter.hit("t")
+    assert (refused.problem, refused.retry_after, refused.minute_remaining) == ("minute", 60, 0)
+    assert limiter.hit("other").allowed  # limits are per tenant
+    now[0] += 61
+    assert limiter.hit("t").allowed
+    day = limiter.hit("t")
+    assert not day.allowed and day.problem == "day" and day.retry_after > 80_000
+
+
+def test_over_real_tls() -> None:
+    with MockXero() as m, httpx.Client(verify=ssl.create_default_context(cafile=str(m.ca_path))) as http:
+        resp = http.get(f"{m.url}/connections")
+        assert resp.status_code == 401 and resp.json()["Title"] == "Unauthorized"
+        assert m.app.exchanges[-1].status == 401

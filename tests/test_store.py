@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from inspector import store
+from inspector.catalog import Catalog
+from inspector.ingest import Ingest
+from inspector.store import APPLICATION_ID, SCHEMA_VERSION, StoreError, insert, open_db
+from tests.test_ingest import record
+
+
+def test_a_new_file_gets_the_current_schema(tmp_path: Path) -> None:
+    path = tmp_path / "flows.db"
+    with open_db(path) as db:
+        assert store.schema_version(db) == SCHEMA_VERSION
+        assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert {"flows", "bodies", "bodies_fts", "tenants", "recorders"} <= set(db.table_names())
+        indexed = {tuple(i.columns) for i in db.table("flows").indexes}
+        assert {
+            ("started_at",),
+            ("family", "started_at"),
+            ("status", "started_at"),
+            ("tenant_id", "started_at"),
+        } <= indexed
+
+
+def test_file_and_its_wal_are_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "flows.db"
+    with open_db(path) as db:
+        insert(db, [Ingest(Catalog.load())(record())], 0)
+        for p in tmp_path.glob("flows.db*"):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+
+
+def test_reopening_is_a_no_op_and_keeps_rows(tmp_path: Path) -> None:
+    path = tmp_path / "flows.db"
+    with open_db(path) as db:
+        insert(db, [Ingest(Catalog.load())(record())], 0)
+    with open_db(path) as db:
+        assert db.table("flows").count == 1 and store.schema_version(db) == SCHEMA_VERSION
+
+
+def test_migrations_apply_in_order_and_each_bumps_the_version(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def v2(db: Database) -> None:
+        seen.append(2)
+        db.table("flows").add_column("comment", str)
+
+    def v3(db: Database) -> None:
+        seen.append(3)
+        db.execute("create index flows_comment on flows (comment)")
+
+    path = tmp_path / "flows.db"
+    with open_db(path) as db:  # v1
+        insert(db, [Ingest(Catalog.load())(record())], 0)
+    with open_db(path, migrations=(*store.MIGRATIONS, v2, v3)) as db:
+        assert seen == [2, 3] and store.schema_version(db) == 3
+        assert "comment" in db.table("flows").columns_dict and db.table("flows").count == 1
+
+
+def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    def v2(db: Database) -> None:
+        db.table("flows").add_column("half_done", str)
+        raise RuntimeError("boom")
+
+    path = tmp_path / "flows.db"
+    open_db(path).close()
+    with pytest.raises(RuntimeError, match="boom"):
+        open_db(path, migrations=(*store.MIGRATIONS, v2))
+    with open_db(path) as db:
+        assert store.schema_version(db) == 1 and "half_done" not in db.table("flows").columns_dict
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "flows.db"
+    with open_db(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match=r"schema v99 is newer than this xero-inspector knows"):
+        open_db(path)
+
+
+def test_a_database_that_is_not_ours_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("create table customers (id integer)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="not a xero-inspector database"):
+        open_db(path)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match=r"garbage\.db"):
+        open_db(garbage)
+
+
+def test_missing_file_or_folder(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no such database"):
+        open_db(tmp_path / "absent.db", create=False)
+    with pytest.raises(StoreError, match="does not exist"):
+        open_db(tmp_path / "nope" / "flows.db")
+
+
+def test_insert_stores_bodies_searchable_and_tenants(tmp_path: Path) -> None:
+    import json
+
+    conn_body = json.dumps(
+        [{"id": "c", "tenantId": "t9", "tenantName": "Nine Ltd", "tenantType": "ORGANISATION"}]
+    ).encode()
+    items = [
+        Ingest(Catalog.load())(record()),
+        Ingest(Catalog.load())(
+            record(
+                method="GET",
+                url="https://api.xero.com/connections",
+                request_body=b"",
+                response_headers=(("Content-Type", "application/json"),),
+                response_body=conn_body,
+            )
+        ),
+    ]
+    with open_db(tmp_path / "f.db") as db:
+        ids = insert(db, items, 123.0)
+        assert ids == [1, 2]
+        hits = list(
+            db.query(
+                "select b.flow_id from bodies_fts f join bodies b on b.id = f.rowid where bodies_fts match 'identifier'"
+            )
+        )
+        assert hits == [{"flow_id": 1}]
+        assert list(db.query("select id, name, seen_at from tenants")) == [
+            {"id": "t9", "name": "Nine Ltd", "seen_at": 123.0}
+        ]
