@@ -6,7 +6,7 @@ turned into a FlowRecord; ingest takes it from there. Nothing here knows mitmpro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Headers = tuple[tuple[str, str], ...]
@@ -40,7 +40,6 @@ class FlowRecord:
     error: str | None = None  # transport failure text (refused, TLS, timeout…)
     source: Source = "proxy"
     replay_of: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def body_bytes(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,28 +228,38 @@ def open_db(
         raise StoreError(f"{path}: {e}") from e
 
 
-_INSERT_FLOW = "INSERT INTO flows ({cols}) VALUES ({marks})"
+_FLOW_FIELDS = [c for c in FLOW_COLUMNS if c != "id"]
+_INSERT_FLOW = f"INSERT INTO flows (id, {', '.join(_FLOW_FIELDS)}) VALUES (?{', ?' * len(_FLOW_FIELDS)})"
+_INSERT_BODY = "INSERT INTO bodies (flow_id, side, text, data) VALUES (?, ?, ?, ?)"
 
 
-def insert(db: Database, batch: Iterable[Ingested], seen_at: float) -> list[int]:
-    """Insert flows, their bodies and any tenants they named in one transaction; the flow ids."""
-    ids: list[int] = []
-    with db.atomic():
-        for item in batch:
-            cols = list(item.flow)
-            cur = db.execute(
-                _INSERT_FLOW.format(cols=", ".join(cols), marks=", ".join("?" * len(cols))),
-                [item.flow[c] for c in cols],
-            )
-            flow_id = int(cur.lastrowid or 0)
-            ids.append(flow_id)
-            if item.bodies:
-                db.conn.executemany(
-                    "INSERT INTO bodies (flow_id, side, text, data) VALUES (?, ?, ?, ?)",
-                    [(flow_id, b["side"], b["text"], b["data"]) for b in item.bodies],
-                )
-            for tenant in item.tenants:
-                db.table("tenants").upsert({**tenant, "seen_at": seen_at}, pk="id")
+def insert(db: Database, batch: Sequence[Ingested], seen_at: float) -> list[int]:
+    """Insert flows, their bodies and any tenants they named in one transaction; the flow ids.
+
+    BEGIN IMMEDIATE takes the write lock first, so the ids handed out here from max(id)
+    cannot collide with another writer's (a second proxy on the same file): one
+    executemany per table instead of a statement per flow.
+    """
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        first = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM flows").fetchone()[0])
+        ids = list(range(first, first + len(batch)))
+        conn.executemany(
+            _INSERT_FLOW,
+            [(fid, *(item.flow.get(c) for c in _FLOW_FIELDS)) for fid, item in zip(ids, batch, strict=True)],
+        )
+        conn.executemany(
+            _INSERT_BODY,
+            [(fid, b["side"], b["text"], b["data"]) for fid, item in zip(ids, batch, strict=True) for b in item.bodies],
+        )
+        tenants = [{**t, "seen_at": seen_at} for item in batch for t in item.tenants]
+        if tenants:
+            db.table("tenants").upsert_all(tenants, pk="id")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.rollback()
+        raise
     return ids
 
 

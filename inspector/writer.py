@@ -1,8 +1,9 @@
 """The writer: one thread owns the only write connection; hooks only hand it records.
 
-Batching is group commit: the thread takes everything queued (up to ``batch_size``) and
-writes it in one transaction. Under load batches grow by themselves; when idle a record
-is written as soon as it arrives, so no flush timer delays what the browser shows.
+Batching: the writer wakes when a record arrives, lingers up to FLUSH_INTERVAL for more
+(or until a batch is full), then writes them all in one transaction. Waking per record
+would hand the GIL back and forth with mitmproxy's event loop hundreds of times a second
+and commit tiny batches; lingering costs a tenth of a second of visibility, nothing else.
 
 Overflow policy: the queue is bounded by records *and* bytes. When it is full the
 *record* is dropped and counted, never the traffic: a proxy that stalls the app to save
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE_ITEMS = 10_000
 DEFAULT_QUEUE_BYTES = 512 * 1024 * 1024
 BATCH_SIZE = 500
+FLUSH_INTERVAL = 0.1  # the longest a record waits in the queue before its batch is written
 STATS_INTERVAL = 1.0
 # A batch that cannot be written (locked, read-only or full disk) is retried with backoff;
 # at shutdown we give up after this long rather than hang the user's Ctrl+C.
@@ -50,21 +52,26 @@ class RecordQueue:
         self._closed = False
         self._cond = threading.Condition()
 
-    def offer(self, rec: FlowRecord) -> bool:
+    def offer(self, rec: FlowRecord, batch_size: int = BATCH_SIZE) -> bool:
         size = rec.body_bytes
         with self._cond:
             if self._closed or len(self._items) >= self.max_items or self._bytes + size > self.max_bytes:
                 return False
             self._items.append(rec)
             self._bytes += size
-            self._cond.notify()
+            # Wake the writer for the first record (it starts lingering) and for a full batch.
+            if len(self._items) == 1 or len(self._items) == batch_size:
+                self._cond.notify()
             return True
 
-    def take(self, max_items: int, timeout: float) -> list[FlowRecord] | None:
-        """Up to ``max_items`` records; [] after ``timeout`` with nothing; None once closed and empty."""
+    def take(self, max_items: int, timeout: float, linger: float = 0.0) -> list[FlowRecord] | None:
+        """Up to ``max_items`` records, waiting ``linger`` after the first for the batch to fill;
+        [] after ``timeout`` with nothing; None once closed and empty."""
         with self._cond:
             if not self._items and not self._closed:
                 self._cond.wait(timeout)
+            if self._items and len(self._items) < max_items and not self._closed and linger > 0:
+                self._cond.wait_for(lambda: len(self._items) >= max_items or self._closed, linger)
             if not self._items:
                 return None if self._closed else []
             batch = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
@@ -99,6 +106,7 @@ class Writer:
         queue_items: int = DEFAULT_QUEUE_ITEMS,
         queue_bytes: int = DEFAULT_QUEUE_BYTES,
         batch_size: int = BATCH_SIZE,
+        flush_interval: float = FLUSH_INTERVAL,
         on_stored: Callable[[int, dict[str, Any]], None] | None = None,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> None:
@@ -106,12 +114,14 @@ class Writer:
         self.ingest = ingest
         self.info = dict(info or {})
         self.batch_size = batch_size
+        self.flush_interval = flush_interval
         self.on_stored = on_stored
         self.busy_timeout_ms = busy_timeout_ms
         self.queue = RecordQueue(queue_items, queue_bytes)
         self.counters = Counters()
         self._drop_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._give_up_at = float("inf")  # set by stop(): one grace period for the whole drain
         self._thread = threading.Thread(target=self._run, name="xero-inspector-writer", daemon=True)
         self.recorder_id = uuid.uuid4().hex
         self.started_at = time.time()
@@ -119,7 +129,7 @@ class Writer:
     # --- called from proxy hooks: cheap, never blocks ---------------------------------------
 
     def submit(self, rec: FlowRecord) -> bool:
-        if self.queue.offer(rec):
+        if self.queue.offer(rec, self.batch_size):
             return True
         with self._drop_lock:
             self.counters.dropped += 1
@@ -131,6 +141,11 @@ class Writer:
     def count_error(self, n: int = 1) -> None:
         with self._drop_lock:
             self.counters.errors += n
+
+    def _count_lost(self, n: int, why: object) -> None:
+        with self._drop_lock:
+            self.counters.dropped += n
+        log.error("recorder gave up on %d record(s) at shutdown: %s", n, why)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -145,7 +160,9 @@ class Writer:
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Write everything queued, then stop."""
+        """Write everything queued, then stop. A database that stays unwritable gets
+        SHUTDOWN_GRACE seconds in all, not per batch: Ctrl+C must end the proxy."""
+        self._give_up_at = time.monotonic() + SHUTDOWN_GRACE
         self._stopping.set()
         self.queue.close()
         if self._thread.is_alive():
@@ -164,7 +181,7 @@ class Writer:
         next_stats = 0.0
         try:
             while True:
-                batch = self.queue.take(self.batch_size, STATS_INTERVAL)
+                batch = self.queue.take(self.batch_size, STATS_INTERVAL, self.flush_interval)
                 if batch is None:
                     break
                 if batch:
@@ -179,7 +196,6 @@ class Writer:
     def _open(self) -> Any:
         """Open the database, waiting out a lock held by someone else (another writer, a
         long query); give up only on a file that cannot be ours, or at shutdown."""
-        deadline: float | None = None
         attempt = 0
         while True:
             try:
@@ -187,22 +203,20 @@ class Writer:
             except StoreError as e:
                 self.count_error()
                 if not e.transient:
-                    log.error("recorder cannot open the database: %s", e)
+                    log.error("recorder cannot open the database: %s; recording stopped", e)
+                    self.queue.close()  # from now on records are dropped and counted, not hoarded
                     return None
                 if attempt == 0:
                     log.error("recorder waits for the database: %s (traffic unaffected)", e)
-                if self._stopping.is_set():
-                    deadline = deadline or time.monotonic() + SHUTDOWN_GRACE
-                    if time.monotonic() > deadline:
-                        log.error("recorder gave up on %d queued record(s): %s", len(self.queue), e)
-                        return None
+                if time.monotonic() > self._give_up_at:
+                    self._count_lost(len(self.queue), e)
+                    return None
                 time.sleep(RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)])
                 attempt += 1
 
     def _write(self, db: Any, batch: list[FlowRecord]) -> None:
         items = [self.ingest(rec) for rec in batch]
         self.count_error(sum(1 for i in items if i.flow.get("ingest_error")))
-        deadline: float | None = None
         attempt = 0
         while True:
             try:
@@ -212,11 +226,9 @@ class Writer:
                 self.count_error()
                 if attempt == 0:
                     log.error("recorder cannot write to %s (%s); retrying, traffic unaffected", self.path, e)
-                if self._stopping.is_set():
-                    deadline = deadline or time.monotonic() + SHUTDOWN_GRACE
-                    if time.monotonic() > deadline:
-                        log.error("recorder gave up on %d record(s) at shutdown: %s", len(items), e)
-                        return
+                if time.monotonic() > self._give_up_at:
+                    self._count_lost(len(items), e)
+                    return
                 time.sleep(RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)])
                 attempt += 1
                 continue

@@ -113,3 +113,44 @@ def wait_for_rows(db: Path, sql: str, count: int, params: Sequence[Any] = ()) ->
                 return found
         time.sleep(0.05)
     raise AssertionError(f"expected {count} rows for {sql!r}, found {len(found)}")
+
+
+def h2_get(proxy: ProxyProcess, url: str, headers: dict[str, str]) -> tuple[int, bytes, str]:
+    """A GET over HTTP/2 through the proxy, as a browser or an h2 client would: CONNECT,
+    then TLS offering only h2. Returns status, body and the negotiated protocol."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    parts = urlsplit(url)
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=WAIT)
+    sock.sendall(f"CONNECT {parts.hostname}:443 HTTP/1.1\r\nHost: {parts.hostname}:443\r\n\r\n".encode())
+    assert b" 200 " in sock.recv(4096)
+    context = ssl.create_default_context(cafile=str(proxy.confdir / "mitmproxy-ca-cert.pem"))
+    context.set_alpn_protocols(["h2"])
+    tls = context.wrap_socket(sock, server_hostname=parts.hostname)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    request = [(":method", "GET"), (":authority", parts.hostname or ""), (":scheme", "https"), (":path", path)]
+    conn.send_headers(1, request + [(k.lower(), v) for k, v in headers.items()], end_stream=True)
+    tls.sendall(conn.data_to_send())
+    status, body = 0, b""
+    with tls:
+        while True:
+            data = tls.recv(65536)
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = int(dict(event.headers)[b":status"])
+                elif isinstance(event, h2.events.DataReceived):
+                    body += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    return status, body, str(tls.selected_alpn_protocol())
+            tls.sendall(conn.data_to_send())
+    return status, body, str(tls.selected_alpn_protocol())

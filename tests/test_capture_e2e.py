@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from inspector.samples.mock_xero import TENANTS, MockXero
 
-from tests.helpers import ProxyProcess, client, rows, wait_for_rows
+from tests.helpers import ProxyProcess, client, h2_get, rows, wait_for_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -293,3 +293,22 @@ def test_mitmdump_script_gives_the_same_recording(tmp_path: Path, confdir: Path,
         probe.stop()
     (row,) = rows(db, "select url, family, outcome, status from flows")
     assert (row["url"], row["family"], row["status"]) == ("https://api.xero.com/connections", "connections", 401)
+
+
+def test_http2_client(proxy: ProxyProcess, token: str) -> None:
+    status, body, protocol = h2_get(proxy, f"{XPM}/staff.api/list", xpm_headers(token, marker="h2"))
+    assert (protocol, status) == ("h2", 200) and b"<StaffList>" in body
+    (row,) = flows_marked(proxy, "h2")
+    assert (row["http_version"], row["url"], row["family"]) == ("HTTP/2.0", f"{XPM}/staff.api/list", "xpm-3.0")
+
+
+def test_keep_secrets_flag_stores_them_as_they_are(tmp_path: Path, confdir: Path, mock: MockXero) -> None:
+    p = ProxyProcess(tmp_path, confdir, ["--redirect", mock.url, "--upstream-ca", str(mock.ca_path), "--keep-secrets"])
+    p.start()
+    try:
+        with client(p) as http:
+            http.get("https://api.xero.com/connections", headers={"Authorization": "Bearer kept-token-123"})
+    finally:
+        p.stop()
+    (row,) = rows(p.db, "select request_headers, redactions from flows")
+    assert '"Bearer kept-token-123"' in row["request_headers"] and row["redactions"] == 0

@@ -89,6 +89,25 @@ def test_a_locked_database_delays_records_but_loses_none(tmp_path: Path, locked:
     assert len(stored) == 10 and w.counters.errors >= 1 and w.counters.dropped == 0
 
 
+def test_a_database_locked_through_shutdown_is_given_up_on_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("inspector.writer.SHUTDOWN_GRACE", 0.3)
+    path = tmp_path / "f.db"
+    w = writer(path, busy_timeout_ms=50, batch_size=10)
+    w.start()
+    wait_for_rows(path, "select id from recorders", 1)
+    blocker = sqlite3.connect(path, timeout=0, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    for _ in range(30):
+        w.submit(record())
+    w.stop(timeout=60)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert not w.alive
+    assert w.counters.recorded == 0 and w.counters.dropped == 30 and w.counters.errors >= 1
+
+
 def test_a_record_that_breaks_ingest_is_stored_in_fallback_form(tmp_path: Path) -> None:
     w = writer(tmp_path / "f.db")
     w.ingest._ingest = lambda rec: 1 / 0  # type: ignore[method-assign]

@@ -1,0 +1,231 @@
+"""Proxy overhead: the same HTTPS workload through bare mitmdump and through mitmdump with the
+recorder, in one run, alternating, so the machine's noise hits both alike.
+
+    python tests/bench/bench_proxy.py [--requests 2000] [--concurrency 8] [--rounds 2]
+
+The baseline reaches the mock with mitmproxy's own map_remote; ours with --redirect. Both
+intercept TLS with the same CA. Prints throughput and latency per variant and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sqlite3
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from inspector.samples.mock_xero import TENANTS
+
+from inspector.ca import ensure_ca
+from inspector.demo import free_port, wait_listening
+
+ROOT = Path(__file__).resolve().parents[2]
+
+URL = "https://api.xero.com/practicemanager/3.0/client.api/list"
+
+
+def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    wait_listening("127.0.0.1", port, proc, log)
+    return proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def load(proxy: str, ca: Path, headers: dict[str, str], requests: int, concurrency: int) -> tuple[float, list[float]]:
+    """Requests per second and every request's latency (ms), keep-alive clients in threads."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    per_worker = requests // concurrency
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        mine = []
+        try:
+            with httpx.Client(
+                proxy=proxy, verify=ssl.create_default_context(cafile=str(ca)), trust_env=False, timeout=60
+            ) as http:
+                http.get(URL, headers=headers)  # warm the connection and the TLS session
+                for _ in range(per_worker):
+                    t0 = time.perf_counter()
+                    resp = http.get(URL, headers=headers)
+                    mine.append((time.perf_counter() - t0) * 1000)
+                    if resp.status_code != 200:
+                        raise RuntimeError(f"status {resp.status_code}")
+        except BaseException as e:  # surfaced below: a benchmark that failed must not print figures
+            errors.append(e)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"load failed: {errors[0]!r}")
+    return len(latencies) / elapsed, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+
+    bindir = Path(sys.executable).parent
+    mitmdump = shutil.which("mitmdump", path=str(bindir)) or "mitmdump"
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmpdir:
+        tmp = Path(tmpdir)
+        confdir = tmp / "conf"
+        ca = ensure_ca(confdir)
+        mock_port = free_port()
+        mock = start(
+            [
+                sys.executable,
+                "-m",
+                "inspector",
+                "mock",
+                "--listen",
+                f"127.0.0.1:{mock_port}",
+                "--minute-limit",
+                "100000000",
+                "--day-limit",
+                "100000000",
+                "--cert-dir",
+                str(tmp / "mock"),
+            ],
+            mock_port,
+            tmp / "mock.log",
+        )
+        try:
+            mock_ca = tmp / "mock" / "mock-xero-ca.pem"
+            token, size = probe(mock_port, mock_ca)
+            headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": TENANTS[0].id}
+            common = [
+                "-q",
+                "--listen-host",
+                "127.0.0.1",
+                "--set",
+                f"confdir={confdir}",
+                "--set",
+                f"ssl_verify_upstream_trusted_ca={mock_ca}",
+                "--set",
+                "connection_strategy=lazy",
+                "--set",
+                "upstream_cert=false",
+            ]
+            variants = {
+                "bare mitmdump": [*common, "--map-remote", f"|//api.xero.com|//127.0.0.1:{mock_port}"],
+                "mitmdump + recorder": [
+                    *common,
+                    *("-s", "addons/xero_inspector.py", "--set", f"inspector_redirect=https://127.0.0.1:{mock_port}"),
+                ],
+            }
+            results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in variants}
+            cpu: dict[str, list[float]] = {name: [] for name in variants}
+            recorded = 0
+            for rnd in range(args.rounds):
+                for name, extra in variants.items():
+                    port = free_port()
+                    db = tmp / f"bench-{rnd}.db"
+                    cmd = [mitmdump, "--listen-port", str(port), *extra]
+                    if "recorder" in name:
+                        cmd += ["--set", f"inspector_db={db}"]
+                    proc = start(cmd, port, tmp / f"{rnd}-{port}.log")
+                    try:
+                        before = cpu_seconds(proc.pid)
+                        results[name].append(
+                            load(f"http://127.0.0.1:{port}", ca, headers, args.requests, args.concurrency)
+                        )
+                        # Includes the writer's drain: what the recorder costs per exchange, all told.
+                        time.sleep(0.5)
+                        cpu[name].append((cpu_seconds(proc.pid) - before) / args.requests * 1e6)
+                    finally:
+                        stop(proc)
+                    if "recorder" in name:
+                        with sqlite3.connect(db) as conn:
+                            recorded += conn.execute("select count(*) from flows").fetchone()[0]
+        finally:
+            stop(mock)
+    report(results, cpu, args, recorded, size)
+    return 0
+
+
+def probe(mock_port: int, mock_ca: Path) -> tuple[str, int]:
+    """A token from the mock, and the size of the body the workload fetches (asked directly)."""
+    from inspector.samples.mock_xero import MockConfig
+
+    c = MockConfig()
+    base = f"https://127.0.0.1:{mock_port}"
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(mock_ca))) as http:
+        resp = http.post(
+            f"{base}/connect/token", data={"grant_type": "client_credentials"}, auth=(c.client_id, c.client_secret)
+        )
+        token = str(resp.json()["access_token"])
+        body = http.get(
+            base + URL.split("api.xero.com", 1)[1],
+            headers={"Authorization": f"Bearer {token}", "xero-tenant-id": TENANTS[0].id},
+        )
+    return token, len(body.content)
+
+
+def report(
+    results: dict[str, list[tuple[float, list[float]]]],
+    cpu: dict[str, list[float]],
+    args: argparse.Namespace,
+    recorded: int,
+    size: int,
+) -> None:
+    print(
+        f"proxy overhead: {args.requests} HTTPS requests x {args.rounds} rounds, concurrency {args.concurrency}, "
+        f"XPM client.api/list answer of {size} bytes, mock on loopback, {os.cpu_count()} cores"
+    )
+    summary = {}
+    for name, runs in results.items():
+        rps = statistics.median(r for r, _ in runs)
+        lat = [x for _, lats in runs for x in lats]
+        summary[name] = (rps, pct(lat, 50), pct(lat, 99))
+        print(
+            f"  {name:<22} {rps:8.0f} req/s   p50 {pct(lat, 50):6.2f} ms   p99 {pct(lat, 99):6.2f} ms   "
+            f"proxy CPU {statistics.median(cpu[name]):5.0f} us/request"
+        )
+    (base_rps, base_p50, base_p99), (ours_rps, ours_p50, ours_p99) = summary.values()
+    print(f"  throughput ratio (recorder / bare): {ours_rps / base_rps:.3f}")
+    print(f"  latency added: p50 {ours_p50 - base_p50:+.2f} ms, p99 {ours_p99 - base_p99:+.2f} ms")
+    expected = args.rounds * (args.requests // args.concurrency * args.concurrency + args.concurrency)
+    print(f"  flows recorded: {recorded} of {expected} sent through the recorder")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

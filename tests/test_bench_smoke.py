@@ -1,0 +1,27 @@
+"""The benchmarks run and print their figures (a smoke run: never a time asserted)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_proxy_smoke() -> None:
+    cmd = [sys.executable, "tests/bench/bench_proxy.py", "--requests", "40", "--concurrency", "4", "--rounds", "1"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for variant in ("bare mitmdump", "mitmdump + recorder"):
+        assert re.search(
+            rf"{re.escape(variant)}\s+\d+ req/s\s+p50\s+[\d.]+ ms\s+p99\s+[\d.]+ ms\s+proxy CPU\s+\d+ us", out
+        )
+    assert re.search(r"throughput ratio \(recorder / bare\): \d\.\d{3}", out)
+    sent = re.search(r"flows recorded: (\d+) of (\d+)", out)
+    assert sent and sent.group(1) == sent.group(2) != "0"
