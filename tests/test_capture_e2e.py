@@ -6,11 +6,14 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 import signal
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from inspector.samples.mock_xero import TENANTS, MockXero
 
@@ -40,17 +43,22 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, confdir: Path, upstream: Moc
     p.stop()
 
 
-@pytest.fixture(scope="module")
-def token(proxy: ProxyProcess, upstream: MockXero) -> str:
-    c = upstream.app.config
-    with client(proxy) as http:
-        resp = http.post(
-            "https://identity.xero.com/connect/token",
-            data={"grant_type": "client_credentials"},
-            auth=(c.client_id, c.client_secret),
-        )
+def sign_in(http: httpx.Client, mock: MockXero) -> str:
+    """A client-credentials token from 'identity.xero.com', through the proxy like any app."""
+    c = mock.app.config
+    resp = http.post(
+        "https://identity.xero.com/connect/token",
+        data={"grant_type": "client_credentials"},
+        auth=(c.client_id, c.client_secret),
+    )
     assert resp.status_code == 200
     return str(resp.json()["access_token"])
+
+
+@pytest.fixture(scope="module")
+def token(proxy: ProxyProcess, upstream: MockXero) -> str:
+    with client(proxy) as http:
+        return sign_in(http, upstream)
 
 
 def xpm_headers(token: str, tenant: str = PRACTICE, marker: str = "") -> dict[str, str]:
@@ -162,13 +170,8 @@ def test_rate_limit_figures(tmp_path: Path, confdir: Path, token: str) -> None:
     with MockXero(config=MockConfig(minute_limit=3)) as limited:
         p = ProxyProcess(tmp_path, confdir, ["--redirect", limited.url, "--upstream-ca", str(limited.ca_path)]).start()
         try:
-            c = limited.app.config
             with client(p) as http:
-                tok = http.post(
-                    "https://identity.xero.com/connect/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(c.client_id, c.client_secret),
-                ).json()["access_token"]
+                tok = sign_in(http, limited)
                 statuses = [http.get(f"{XPM}/job.api/current", headers=xpm_headers(tok)).status_code for _ in range(5)]
         finally:
             p.stop()
@@ -250,8 +253,6 @@ def test_reverse_mode(tmp_path: Path, confdir: Path, mock: MockXero) -> None:
         ["--mode", "reverse:https://api.xero.com", "--redirect", mock.url, "--upstream-ca", str(mock.ca_path)],
     ).start()
     try:
-        import httpx
-
         resp = httpx.get(f"{p.url}/connections", timeout=30)  # the app's base URL is the proxy
     finally:
         p.stop()
@@ -261,9 +262,6 @@ def test_reverse_mode(tmp_path: Path, confdir: Path, mock: MockXero) -> None:
 
 
 def test_mitmdump_script_gives_the_same_recording(tmp_path: Path, confdir: Path, mock: MockXero) -> None:
-    import shutil
-    import sys
-
     mitmdump = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or "mitmdump"
     db = tmp_path / "dump.db"
     probe = ProxyProcess(tmp_path, confdir, db=db)
