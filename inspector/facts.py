@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 from lxml import etree
 
@@ -103,8 +104,6 @@ def tenant_id(headers: Headers, query: str, tenant_param: str | None) -> str | N
     if value:
         return value.strip()
     if tenant_param:
-        from urllib.parse import parse_qsl
-
         for key, val in parse_qsl(query, keep_blank_values=True):
             if key.lower() == tenant_param.lower() and val:
                 return val if is_redacted(val) else fingerprint(val)

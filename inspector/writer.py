@@ -119,8 +119,7 @@ class Writer:
         self.busy_timeout_ms = busy_timeout_ms
         self.queue = RecordQueue(queue_items, queue_bytes)
         self.counters = Counters()
-        self._drop_lock = threading.Lock()
-        self._stopping = threading.Event()
+        self._counter_lock = threading.Lock()
         self._give_up_at = float("inf")  # set by stop(): one grace period for the whole drain
         self._thread = threading.Thread(target=self._run, name="xero-inspector-writer", daemon=True)
         self.recorder_id = uuid.uuid4().hex
@@ -131,7 +130,7 @@ class Writer:
     def submit(self, rec: FlowRecord) -> bool:
         if self.queue.offer(rec, self.batch_size):
             return True
-        with self._drop_lock:
+        with self._counter_lock:
             self.counters.dropped += 1
             dropped = self.counters.dropped
         if dropped == 1 or dropped % 1000 == 0:
@@ -139,11 +138,11 @@ class Writer:
         return False
 
     def count_error(self, n: int = 1) -> None:
-        with self._drop_lock:
+        with self._counter_lock:
             self.counters.errors += n
 
     def _count_lost(self, n: int, why: object) -> None:
-        with self._drop_lock:
+        with self._counter_lock:
             self.counters.dropped += n
         log.error("recorder gave up on %d record(s) at shutdown: %s", n, why)
 
@@ -163,7 +162,6 @@ class Writer:
         """Write everything queued, then stop. A database that stays unwritable gets
         SHUTDOWN_GRACE seconds in all, not per batch: Ctrl+C must end the proxy."""
         self._give_up_at = time.monotonic() + SHUTDOWN_GRACE
-        self._stopping.set()
         self.queue.close()
         if self._thread.is_alive():
             self._thread.join(timeout)
