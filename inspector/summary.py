@@ -73,10 +73,11 @@ def render(summary: Summary, console: Console) -> None:
         table.add_row(r["family"], r["resource"], str(r["calls"]), *(str(r[o] or "") for o in OUTCOMES))
     console.print(table)
     if summary.tenants:
-        orgs = Table(title="organisations", title_justify="left", box=box.SIMPLE_HEAD)
-        orgs.add_column("tenant", no_wrap=True)
-        orgs.add_column("name")
-        orgs.add_column("families")
+        orgs = Table(
+            title="organisations", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+        )
+        for col in ("tenant", "name", "families"):
+            orgs.add_column(col, no_wrap=True)
         orgs.add_column("calls", justify="right")
         for t in summary.tenants:
             orgs.add_row(t["id"], t["name"] or "", t["families"], str(t["calls"]))
