@@ -149,13 +149,8 @@ class Writer:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        # Open once here so a bad path fails in the caller, with a message, not in a thread.
-        # A lock someone else holds is no reason to refuse: the thread waits it out.
-        try:
-            open_db(self.path, busy_timeout_ms=self.busy_timeout_ms).close()
-        except StoreError as e:
-            if not e.transient:
-                raise
+        """Start the thread. The file is the caller's to check first (the Recorder does, in
+        configure); the thread waits out locks and stops recording on a file not ours."""
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
