@@ -22,13 +22,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
 
 from .ingest import Ingest, Ingested
 from .record import FlowRecord
 from .store import BUSY_TIMEOUT_MS, StoreError, insert, open_db, save_recorder
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_QUEUE_ITEMS = 10_000
 DEFAULT_QUEUE_BYTES = 512 * 1024 * 1024
@@ -44,15 +47,16 @@ SHUTDOWN_GRACE = 15.0
 class RecordQueue:
     """A FIFO bounded by item count and by the body bytes its records hold."""
 
-    def __init__(self, max_items: int, max_bytes: int) -> None:
+    def __init__(self, max_items: int, max_bytes: int, batch_size: int = BATCH_SIZE) -> None:
         self.max_items = max_items
         self.max_bytes = max_bytes
+        self.batch_size = batch_size
         self._items: deque[FlowRecord] = deque()
         self._bytes = 0
         self._closed = False
         self._cond = threading.Condition()
 
-    def offer(self, rec: FlowRecord, batch_size: int = BATCH_SIZE) -> bool:
+    def offer(self, rec: FlowRecord) -> bool:
         size = rec.body_bytes
         with self._cond:
             if self._closed or len(self._items) >= self.max_items or self._bytes + size > self.max_bytes:
@@ -60,21 +64,22 @@ class RecordQueue:
             self._items.append(rec)
             self._bytes += size
             # Wake the writer for the first record (it starts lingering) and for a full batch.
-            if len(self._items) == 1 or len(self._items) == batch_size:
+            if len(self._items) == 1 or len(self._items) == self.batch_size:
                 self._cond.notify()
             return True
 
-    def take(self, max_items: int, timeout: float, linger: float = 0.0) -> list[FlowRecord] | None:
-        """Up to ``max_items`` records, waiting ``linger`` after the first for the batch to fill;
+    def take(self, timeout: float, linger: float = 0.0) -> list[FlowRecord] | None:
+        """Up to a batch of records, waiting ``linger`` after the first for the batch to fill;
         [] after ``timeout`` with nothing; None once closed and empty."""
+        full = self.batch_size
         with self._cond:
             if not self._items and not self._closed:
                 self._cond.wait(timeout)
-            if self._items and len(self._items) < max_items and not self._closed and linger > 0:
-                self._cond.wait_for(lambda: len(self._items) >= max_items or self._closed, linger)
+            if self._items and len(self._items) < full and not self._closed and linger > 0:
+                self._cond.wait_for(lambda: len(self._items) >= full or self._closed, linger)
             if not self._items:
                 return None if self._closed else []
-            batch = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
+            batch = [self._items.popleft() for _ in range(min(full, len(self._items)))]
             self._bytes -= sum(r.body_bytes for r in batch)
             return batch
 
@@ -113,11 +118,10 @@ class Writer:
         self.path = Path(path)
         self.ingest = ingest
         self.info = dict(info or {})
-        self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.on_stored = on_stored
         self.busy_timeout_ms = busy_timeout_ms
-        self.queue = RecordQueue(queue_items, queue_bytes)
+        self.queue = RecordQueue(queue_items, queue_bytes, batch_size)
         self.counters = Counters()
         self._counter_lock = threading.Lock()
         self._give_up_at = float("inf")  # set by stop(): one grace period for the whole drain
@@ -128,7 +132,7 @@ class Writer:
     # --- called from proxy hooks: cheap, never blocks ---------------------------------------
 
     def submit(self, rec: FlowRecord) -> bool:
-        if self.queue.offer(rec, self.batch_size):
+        if self.queue.offer(rec):
             return True
         with self._counter_lock:
             self.counters.dropped += 1
@@ -174,7 +178,7 @@ class Writer:
         next_stats = 0.0
         try:
             while True:
-                batch = self.queue.take(self.batch_size, STATS_INTERVAL, self.flush_interval)
+                batch = self.queue.take(STATS_INTERVAL, self.flush_interval)
                 if batch is None:
                     break
                 if batch:
@@ -186,56 +190,56 @@ class Writer:
         finally:
             db.close()
 
-    def _open(self) -> Any:
-        """Open the database, waiting out a lock held by someone else (another writer, a
-        long query); give up only on a file that cannot be ours, or at shutdown."""
+    def _persist(self, action: Callable[[], T], at_stake: Callable[[], int]) -> T | None:
+        """Run a database action until it works, waiting out what passes: a lock another writer
+        holds, a read-only or full disk. Gives up only past the shutdown grace, counting what is
+        ``at_stake`` as dropped (None). What retrying cannot fix is raised to the caller."""
         attempt = 0
         while True:
             try:
-                return open_db(self.path, busy_timeout_ms=self.busy_timeout_ms)
-            except StoreError as e:
-                self.count_error()
-                if not e.transient:
-                    log.error("recorder cannot open the database: %s; recording stopped", e)
-                    self.queue.close()  # from now on records are dropped and counted, not hoarded
-                    return None
-                if attempt == 0:
-                    log.error("recorder waits for the database: %s (traffic unaffected)", e)
-                if time.monotonic() > self._give_up_at:
-                    self._count_lost(len(self.queue), e)
-                    return None
-                time.sleep(RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)])
-                attempt += 1
-
-    def _write(self, db: Any, batch: list[FlowRecord]) -> None:
-        items = [self.ingest(rec) for rec in batch]
-        self.count_error(sum(1 for i in items if i.flow.get("ingest_error")))
-        attempt = 0
-        while True:
-            try:
-                ids = insert(db, items, time.time())
-            except sqlite3.OperationalError as e:
-                # Locked, read-only, disk full: transient from here. Keep the batch, retry.
+                result = action()
+            except (sqlite3.OperationalError, StoreError) as e:
+                if isinstance(e, StoreError) and not e.transient:
+                    raise
                 self.count_error()
                 if attempt == 0:
-                    log.error("recorder cannot write to %s (%s); retrying, traffic unaffected", self.path, e)
+                    log.error("recorder cannot use %s (%s); retrying, traffic unaffected", self.path, e)
                 if time.monotonic() > self._give_up_at:
-                    self._count_lost(len(items), e)
-                    return
+                    self._count_lost(at_stake(), e)
+                    return None
                 time.sleep(RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)])
                 attempt += 1
                 continue
-            except Exception:
-                ids = self._write_one_by_one(db, items)
             if attempt:
                 log.info("recorder writes again after %d failed attempt(s)", attempt)
-            self.counters.recorded += len(ids)
-            if self.on_stored:
-                for flow_id, item in zip(ids, items, strict=False):
-                    self.on_stored(flow_id, item.flow)
-            return
+            return result
 
-    def _write_one_by_one(self, db: Any, items: list[Ingested]) -> list[int]:
+    def _open(self) -> Database | None:
+        try:
+            return self._persist(
+                lambda: open_db(self.path, busy_timeout_ms=self.busy_timeout_ms), lambda: len(self.queue)
+            )
+        except StoreError as e:  # a file that cannot be ours: stop recording, keep proxying
+            self.count_error()
+            log.error("recorder cannot open the database: %s; recording stopped", e)
+            self.queue.close()  # from now on records are dropped and counted, not hoarded
+            return None
+
+    def _write(self, db: Database, batch: list[FlowRecord]) -> None:
+        items = [self.ingest(rec) for rec in batch]
+        self.count_error(sum(1 for i in items if i.flow.get("ingest_error")))
+        try:
+            ids = self._persist(lambda: insert(db, items, time.time()), lambda: len(items))
+        except Exception:  # not the file's fault: find the record that causes it
+            ids = self._write_one_by_one(db, items)
+        if ids is None:
+            return
+        self.counters.recorded += len(ids)
+        if self.on_stored:
+            for flow_id, item in zip(ids, items, strict=False):
+                self.on_stored(flow_id, item.flow)
+
+    def _write_one_by_one(self, db: Database, items: list[Ingested]) -> list[int]:
         """A batch failed for a reason other than the file: isolate the record that causes it."""
         ids = []
         for item in items:
@@ -246,7 +250,7 @@ class Writer:
                 self.count_error()
         return ids
 
-    def _save_stats(self, db: Any, stopped: bool = False) -> None:
+    def _save_stats(self, db: Database, stopped: bool = False) -> None:
         now = time.time()
         row = {
             "id": self.recorder_id,

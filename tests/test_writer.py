@@ -27,13 +27,13 @@ def test_queue_is_bounded_by_items_and_by_bytes() -> None:
 
 
 def test_queue_take_batches_and_closes() -> None:
-    q = RecordQueue(100, 10**9)
+    q = RecordQueue(100, 10**9, batch_size=3)
     for _ in range(5):
         q.offer(record())
-    assert len(q.take(3, 0.01) or []) == 3 and len(q.take(3, 0.01) or []) == 2
-    assert q.take(3, 0.01) == []
+    assert len(q.take(0.01) or []) == 3 and len(q.take(0.01) or []) == 2
+    assert q.take(0.01) == []
     q.close()
-    assert q.take(3, 0.01) is None and not q.offer(record())
+    assert q.take(0.01) is None and not q.offer(record())
 
 
 def test_stop_writes_everything_queued(tmp_path: Path) -> None:
