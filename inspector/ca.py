@@ -29,7 +29,7 @@ def ensure_ca(confdir: str | Path) -> Path:
     return ca_cert_path(confdir)
 
 
-def write_bundle(confdir: str | Path) -> Path:
+def write_bundle(cert: Path) -> Path:
     """The public roots plus our CA, for settings that *replace* a client's trust store.
 
     Non-Xero hosts are tunnelled untouched and present their real certificates, so a client
@@ -37,8 +37,7 @@ def write_bundle(confdir: str | Path) -> Path:
     """
     import certifi
 
-    cert = ensure_ca(confdir)
-    bundle = confdir_path(confdir) / BUNDLE_NAME
+    bundle = cert.parent / BUNDLE_NAME
     roots = Path(certifi.where()).read_text("ascii")
     bundle.write_text(roots.rstrip("\n") + "\n\n# xero-inspector (mitmproxy) CA\n" + cert.read_text("ascii"))
     return bundle
@@ -46,7 +45,7 @@ def write_bundle(confdir: str | Path) -> Path:
 
 def instructions(confdir: str | Path, proxy_url: str = "http://127.0.0.1:8080") -> str:
     cert = ensure_ca(confdir)
-    bundle = write_bundle(confdir)
+    bundle = write_bundle(cert)
     cer = cert.with_suffix(".cer")
     return f"""\
 CA certificate (public; its private key beside it is readable by you only):
