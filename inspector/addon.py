@@ -22,6 +22,7 @@ from .catalog import Catalog, CatalogError
 from .ingest import Ingest
 from .scope import HostScope
 from .store import StoreError, open_db
+from .validate import SchemaCache, SchemaLoadError, Validator, preload
 from .writer import DEFAULT_QUEUE_ITEMS, Writer
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class XeroScope:
 
     def __init__(self) -> None:
         self.catalog = Catalog.load()
+        self.schemas = SchemaCache()  # compiled XSDs, shared with the recorder's validator
         self.hosts = HostScope(self.catalog.hosts())
         self._allow_set: list[str] | None = None
 
@@ -60,8 +62,9 @@ class XeroScope:
         if {"inspector_catalog", "inspector_hosts"} & updated:
             try:
                 catalog = Catalog.load(ctx.options.inspector_catalog)
+                preload(catalog, self.schemas)
                 hosts = HostScope(catalog.hosts(), ctx.options.inspector_hosts)
-            except CatalogError as e:
+            except (CatalogError, SchemaLoadError) as e:
                 raise exceptions.OptionsError(str(e)) from e
             except re.error as e:
                 raise exceptions.OptionsError(f"inspector_hosts: bad regex {e.pattern!r}: {e}") from e
@@ -104,6 +107,9 @@ class Recorder:
         )
         loader.add_option("inspector_max_body", str, "16m", "Stored bodies are cut at this size (k/m/g suffixes).")
         loader.add_option("inspector_flow_log", bool, False, "Log one line per recorded exchange.")
+        loader.add_option(
+            "inspector_validate", bool, True, "Check XML bodies against their endpoint's schema as they are recorded."
+        )
 
     def configure(self, updated: set[str]) -> None:
         if "inspector_max_body" in updated:
@@ -117,7 +123,13 @@ class Recorder:
                 open_db(ctx.options.inspector_db).close()
             except StoreError as e:
                 raise exceptions.OptionsError(f"inspector_db: {e}") from e
-        restart = {"inspector_db", "inspector_keep_secrets", "inspector_queue_size", "inspector_max_body"}
+        restart = {
+            "inspector_db",
+            "inspector_keep_secrets",
+            "inspector_queue_size",
+            "inspector_max_body",
+            "inspector_validate",
+        }
         if self._running and restart & updated:
             self._stop_writer()
             self._start_writer()
@@ -134,7 +146,12 @@ class Recorder:
 
     def _start_writer(self) -> None:
         opts = ctx.options
-        ingest = Ingest(self.scope.catalog, keep_secrets=opts.inspector_keep_secrets, max_body=self._max_body)
+        ingest = Ingest(
+            self.scope.catalog,
+            keep_secrets=opts.inspector_keep_secrets,
+            max_body=self._max_body,
+            validator=Validator(self.scope.schemas) if opts.inspector_validate else None,
+        )
         info = {
             "listen": f"{opts.listen_host or '*'}:{opts.listen_port}",
             "mode": ",".join(opts.mode),
@@ -188,6 +205,9 @@ def _log_stored(flow_id: int, row: dict[str, Any]) -> None:
     detail = row.get("api_error") or row.get("error")
     if row["outcome"] != "ok" and detail:
         line += f": {detail}"
+    errors, warnings = row.get("errors") or 0, row.get("warnings") or 0
+    if errors or warnings:
+        line += f" · {errors} error(s), {warnings} warning(s)"
     log.info(line)
 
 

@@ -34,13 +34,16 @@ class UserError(click.ClickException):
 def user_errors(fn: F) -> F:
     """Turn the errors a user can fix into one line each."""
     from .catalog import CatalogError
+    from .checkfiles import TargetError
+    from .query import FilterError
     from .store import StoreError
+    from .validate import SchemaLoadError
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (StoreError, CatalogError, OSError) as e:
+        except (StoreError, CatalogError, OSError, FilterError, SchemaLoadError, TargetError) as e:
             raise UserError(str(e)) from e
 
     return wrapper  # type: ignore[return-value]
@@ -121,6 +124,7 @@ def main() -> None:
 @click.option("--confdir", default=DEFAULT_CONFDIR, show_default=True, help="Where mitmproxy keeps its CA.")
 @click.option("--ssl-insecure", is_flag=True, help="Do not verify the upstream's certificate.")
 @click.option("--keep-secrets", is_flag=True, help="Store tokens and keys as they are (default: fingerprints).")
+@click.option("--no-validate", is_flag=True, help="Record without checking bodies against the schemas.")
 @click.option(
     "--catalog",
     "catalogs",
@@ -143,6 +147,7 @@ def proxy(
     confdir: str,
     ssl_insecure: bool,
     keep_secrets: bool,
+    no_validate: bool,
     catalogs: tuple[str, ...],
     hosts: tuple[str, ...],
     quiet: bool,
@@ -179,6 +184,7 @@ def proxy(
         confdir=confdir,
         ssl_insecure=ssl_insecure,
         keep_secrets=keep_secrets,
+        validate=not no_validate,
         catalogs=catalogs,
         hosts=hosts,
         flow_log=not quiet,
@@ -280,9 +286,162 @@ def demo(headless: bool, db: str, confdir: str, port: int | None) -> None:
         code = demo_mod.run(Path(db), confdir, port, console)
     except demo_mod.DemoError as e:
         raise UserError(f"demo failed: {e}") from e
+    console.print(f"Findings:    xero-inspector report --db {db}", soft_wrap=True)
     console.print(f"Explore it:  sqlite-utils tables {db} --counts", soft_wrap=True)
     console.print(
         f'             sqlite-utils {db} "select id, method, url, status, outcome, api_error from flows" --table',
         soft_wrap=True,
     )
     sys.exit(code)
+
+
+def _catalog_option(fn: F) -> F:
+    return click.option(
+        "--catalog",
+        "catalogs",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="Extra endpoint catalog (TOML) with your own endpoints or XSDs; repeatable.",
+    )(fn)
+
+
+def _load_catalog(catalogs: tuple[str, ...]) -> tuple[Any, Any]:
+    """The catalog and a validator whose user schemas compiled (a broken XSD fails here)."""
+    from .catalog import Catalog
+    from .validate import SchemaCache, Validator, preload
+
+    catalog = Catalog.load(catalogs)
+    cache = SchemaCache()
+    preload(catalog, cache)
+    return catalog, Validator(cache)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True, dir_okay=False))
+@click.option(
+    "--endpoint",
+    "-e",
+    required=True,
+    metavar='"METHOD URL"',
+    help="The call the body belongs to; the catalog picks its schema.",
+)
+@click.option("--response", is_flag=True, help="The files are answers from that endpoint, not request bodies.")
+@_catalog_option
+@user_errors
+def validate(files: tuple[str, ...], endpoint: str, response: bool, catalogs: tuple[str, ...]) -> None:
+    """Check XML bodies against the schema of an endpoint; - reads stdin.
+
+    Prints findings like a compiler (file:line:col: error[rule] message). Exits 0 when
+    clean, 1 when any finding is an error, 2 on usage errors.
+
+    Example: xero-inspector validate job.xml --endpoint "POST https://api.xero.com/practicemanager/3.0/job.api/add"
+    """
+    from .checkfiles import check_file, format_finding, target
+    from .findings import counts
+
+    catalog, validator = _load_catalog(catalogs)
+    t = target(catalog, endpoint, response)
+    errors = warnings = 0
+    for name in files:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        found = check_file(validator, t, data)
+        for f in found:
+            click.echo(format_finding("<stdin>" if name == "-" else name, f))
+        e, w = counts(found)
+        errors, warnings = errors + e, warnings + w
+    click.echo(
+        f"{len(files)} file(s) checked against {t.describe()}: {errors} error(s), {warnings} warning(s)", err=True
+    )
+    sys.exit(1 if errors else 0)
+
+
+@main.command()
+@click.option(
+    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help="SQLite file to report on."
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "junit", "html"]), default="text")
+@click.option("--filter", "filter_expr", metavar="EXPR", help="Only flows matching this filter (~api xpm & ~c 200).")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning", "never"]),
+    default="error",
+    show_default=True,
+    help="Exit 1 when findings of this severity (or worse) are present.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+@user_errors
+def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str | None) -> None:
+    """The schema-violation report: findings grouped by endpoint and rule, with the worst examples.
+
+    JUnit makes each recorded call a test case, so a CI job shows failing calls as failed tests.
+
+    Example: xero-inspector report --db flows.db --format junit -o xero-calls.xml
+    """
+    from . import report as report_mod
+    from .store import open_db
+
+    with open_db(db, create=False) as database:
+        r = report_mod.build(database, db, filter_expr)
+        renderer = report_mod.RENDERERS[fmt]
+        text = renderer(r, database, fail_on) if fmt == "junit" else renderer(r, database)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"{output}: {report_mod.summary(r)}", err=True)
+    else:
+        click.echo(text, nl=False)
+    sys.exit(1 if r.failed(fail_on) else 0)
+
+
+@main.command()
+@click.option(
+    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help="SQLite file to re-check."
+)
+@_catalog_option
+@user_errors
+def revalidate(db: str, catalogs: tuple[str, ...]) -> None:
+    """Re-run every stored body through the current catalog and schemas (after you edit an XSD).
+
+    Example: xero-inspector revalidate --db flows.db --catalog my-endpoints.toml
+    """
+    from rich.progress import Progress
+
+    from .revalidate import revalidate as run
+    from .store import open_db
+
+    catalog, validator = _load_catalog(catalogs)
+    with open_db(db, create=False) as database:
+        total = database.table("flows").count
+        with Progress(transient=True) as progress:
+            task = progress.add_task("revalidating", total=total)
+            result = run(database, catalog, validator, lambda n: progress.advance(task, n))
+    click.echo(
+        f"{result.flows} flows revalidated: {result.errors} error(s), {result.warnings} warning(s); "
+        f"{result.changed} flow(s) changed"
+    )
+
+
+@main.command()
+@click.option("--family", help="Only this API family (xpm-3.0, accounting-2.0, ...).")
+@click.option("--schemas-only", is_flag=True, help="Only endpoints whose request body has a schema.")
+@_catalog_option
+@user_errors
+def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...]) -> None:
+    """The catalog as a table: family, method, path and the schemas its bodies are checked against.
+
+    Example: xero-inspector endpoints --family xpm-3.0
+    """
+    from .catalog import Catalog
+
+    catalog = Catalog.load(catalogs)
+    rows = [("FAMILY", "METHOD", "PATH", "REQUEST SCHEMA", "RESPONSE SCHEMA")]
+    for ep in sorted(catalog.endpoints, key=lambda e: (e.family, e.path.lower(), e.method)):
+        if (family and ep.family != family) or (schemas_only and ep.request is None):
+            continue
+        fam = catalog.families[ep.family]
+        response = fam.response.label if fam.response else "-"
+        rows.append((ep.family, ep.method, ep.path, ep.request.describe() if ep.request else "-", response))
+    if len(rows) == 1:
+        raise UserError(f"no endpoints for family {family!r}; families: {', '.join(sorted(catalog.families))}")
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4])

@@ -1,4 +1,4 @@
-"""Ingest: one FlowRecord in, the rows to store out (classify ▸ facts ▸ redact).
+"""Ingest: one FlowRecord in, the rows to store out (classify ▸ facts ▸ validate ▸ rules ▸ redact).
 
 This is the one path into the store: captured, replayed and imported exchanges all go
 through ``Ingest``. It runs on the writer thread, never in a proxy hook. Facts that need
@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import facts, xmlsafe
+from lxml import etree
+
+from . import facts, rules, xmlsafe
 from .bodies import DEFAULT_MAX_BODY, DecodeError, as_text, decode_content, sniff
-from .catalog import Catalog
+from .catalog import BodySchema, Catalog
+from .findings import Finding, counts
 from .record import FlowRecord, Headers, header
 from .redact import Redactor
+from .validate import SchemaLoadError, Validator
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +47,23 @@ class Ingested:
     flow: dict[str, Any]
     bodies: list[dict[str, Any]] = field(default_factory=list)
     tenants: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Ingest:
-    def __init__(self, catalog: Catalog, keep_secrets: bool = False, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        keep_secrets: bool = False,
+        max_body: int = DEFAULT_MAX_BODY,
+        validator: Validator | None = None,
+    ) -> None:
         self.catalog = catalog
         self.keep_secrets = keep_secrets
         self.max_body = max_body
+        self.validator = validator  # None: record without schema checks (the rules still run)
+        # Organisations named by GET /connections answers, to explain a 403 (seeded from the store).
+        self.known_tenants: dict[str, str] = {}
 
     def __call__(self, rec: FlowRecord) -> Ingested:
         try:
@@ -72,10 +86,30 @@ class Ingest:
         token = facts.token_facts(header(rec.request_headers, "authorization"))
         tenant = facts.tenant_id(rec.request_headers, parts.query, fam.tenant_param if fam else None)
         limits = facts.rate_limits(rec.response_headers)
-        verdict = self._verdict(resp)
+        found: list[Finding] = []
+        req_root = self._check(req, rec.request_headers, cls.request_schema, "request", found)
+        resp_root = self._check(resp, rec.response_headers, cls.response_schema, "response", found)
+        verdict = self._verdict(resp, resp_root)
         tenants = []
         if cls.family == "connections" and rec.method == "GET" and rec.status == 200 and resp.data:
             tenants = facts.connections(resp.data)
+            self.known_tenants.update({t["id"]: t["name"] or t["id"] for t in tenants})
+        exchange = rules.Exchange(
+            rec=rec,
+            classification=cls,
+            family=fam,
+            xero_host=host in self._hosts,
+            token=token,
+            tenant=tenant,
+            limits=limits,
+            verdict=verdict,
+            request_format=req.format,
+            request_root=req_root,
+            response_root=resp_root,
+            known_tenants=self.known_tenants,
+        )
+        found.extend(rules.run(exchange))
+        errors, warnings = counts(found)
 
         redactor = Redactor(self.keep_secrets)
         url = redactor.url(rec.url, identity)
@@ -110,11 +144,28 @@ class Ingest:
             "token_client_id": token.client_id if token else None,
             "token_user_id": token.user_id if token else None,
             "redactions": redactor.count,
+            "errors": errors,
+            "warnings": warnings,
         }
         for side, body, headers in (("request", req, rec.request_headers), ("response", resp, rec.response_headers)):
             row.update(_body_columns(side, body, headers))
         bodies = [_body_row(side, body) for side, body in (("request", req), ("response", resp)) if body.data]
-        return Ingested(row, bodies, tenants)
+        return Ingested(row, bodies, tenants, [f.row() for f in found])
+
+    @property
+    def _hosts(self) -> frozenset[str]:
+        cached: tuple[Catalog, frozenset[str]] | None = getattr(self, "_hosts_of", None)
+        if cached is None or cached[0] is not self.catalog:  # the addon may swap in a new catalog
+            cached = (self.catalog, frozenset(self.catalog.hosts()))
+            self._hosts_of = cached
+        return cached[1]
+
+    def _check(
+        self, body: Body, headers: Headers | None, schema: BodySchema | None, side: str, found: list[Finding]
+    ) -> etree._Element | None:
+        root, findings = check_body(self.validator, body, header(headers, "content-type"), schema, side)
+        found.extend(findings)
+        return root
 
     @staticmethod
     def _exchange_columns(
@@ -158,11 +209,11 @@ class Ingest:
         return Body(decoded.data, len(raw), decoded.truncated, sniffed.format, sniffed.xml)
 
     @staticmethod
-    def _verdict(resp: Body) -> facts.BodyVerdict:
+    def _verdict(resp: Body, root: etree._Element | None) -> facts.BodyVerdict:
         if resp.data is None:
             return facts.BodyVerdict()
         if resp.format == "xml":
-            return facts.read_xml_answer(xmlsafe.try_parse(resp.xml))
+            return facts.read_xml_answer(root)
         if resp.format == "json":
             return facts.read_json_answer(resp.data)
         if resp.format == "html":
@@ -180,6 +231,46 @@ class Ingest:
             "ingest_error": f"{type(exc).__name__}: {exc}"[:500],
         }
         return Ingested(row)
+
+
+def check_body(
+    validator: Validator | None, body: Body, content_type: str | None, schema: BodySchema | None, side: str
+) -> tuple[etree._Element | None, list[Finding]]:
+    """Parse (and with a validator, validate) one side's XML: its root for the rules, and the
+    schema findings. Shared by ingest and revalidate."""
+    found = body_findings(body, content_type, side)
+    if body.xml is None or body.truncated:
+        return None, found
+    if validator is None:
+        return xmlsafe.try_parse(body.xml), found
+    try:
+        checked = validator.check(body.xml, schema, side)
+    except SchemaLoadError as e:  # a user's broken XSD: say so on the flow, keep recording
+        found.append(Finding.of(side, "xsd", f"schema not usable: {e}", severity="warning"))
+        return xmlsafe.try_parse(body.xml), found
+    return checked.root, found + checked.findings
+
+
+def stored_body(data: bytes | None, content_type: str | None, truncated: bool) -> Body:
+    """A body as read back from the store, sniffed again (revalidate, replay)."""
+    if data is None:
+        return Body(None, None)
+    sniffed = sniff(data, content_type)
+    return Body(data, len(data), truncated, sniffed.format, sniffed.xml)
+
+
+def body_findings(body: Body, content_type: str | None, side: str) -> list[Finding]:
+    """What can be said of a body before any schema: too big to check, or XML that is not."""
+    if body.truncated and body.xml is not None:
+        return [
+            Finding.of(
+                side, "not-validated", f"body cut at {len(body.data or b'')} bytes (inspector_max_body): not validated"
+            )
+        ]
+    declared_xml = content_type is not None and "xml" in content_type.lower()
+    if declared_xml and body.xml is None and body.format in ("text", "binary", "json", "form"):
+        return [Finding.of(side, "not-well-formed", f"declared {content_type} but the body is {body.format}, not XML")]
+    return []
 
 
 def _strip_query(url: str) -> str:

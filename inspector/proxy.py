@@ -35,6 +35,7 @@ class ProxySettings:
     confdir: str = "~/.mitmproxy"
     ssl_insecure: bool = False
     keep_secrets: bool = False
+    validate: bool = True
     catalogs: Sequence[str] = ()
     hosts: Sequence[str] = ()
     flow_log: bool = True
@@ -51,6 +52,7 @@ class ProxySettings:
             "inspector_db": self.db,
             "inspector_redirect": self.redirect,
             "inspector_keep_secrets": self.keep_secrets,
+            "inspector_validate": self.validate,
             "inspector_catalog": list(self.catalogs),
             "inspector_hosts": list(self.hosts),
             "inspector_flow_log": self.flow_log,

@@ -1,7 +1,8 @@
 """The store: a plain SQLite file (WAL) that any tool can open.
 
 ``flows`` is the listing (no body bytes), ``bodies`` holds decoded bodies with full-text
-search, ``tenants`` names organisations, ``recorders`` keeps each recorder's counters.
+search, ``findings`` what validation and the rules found, ``tenants`` names organisations,
+``recorders`` keeps each recorder's counters.
 The schema is versioned by ``PRAGMA user_version``; migrations are explicit functions,
 applied in order, each in the same transaction as the version bump.
 """
@@ -45,7 +46,8 @@ def _side_columns(side: str) -> dict[str, type]:
     }
 
 
-FLOW_COLUMNS: dict[str, type] = {
+# The flows table as version 1 created it; later versions add columns at the end.
+_V1_FLOW_COLUMNS: dict[str, type] = {
     "id": int,
     "source": str,
     "replay_of": int,
@@ -95,11 +97,25 @@ FLOW_COLUMNS: dict[str, type] = {
     "request_headers": str,
     "response_headers": str,
 }
+FLOW_COLUMNS: dict[str, type] = {**_V1_FLOW_COLUMNS, "errors": int, "warnings": int}
+FINDING_COLUMNS: dict[str, type] = {
+    "id": int,
+    "flow_id": int,
+    "side": str,
+    "rule": str,
+    "severity": str,
+    "line": int,
+    "column": int,
+    "xpath": str,
+    "message": str,
+    "schema": str,
+    "hint": str,
+}
 
 
 def _v1_initial(db: Database) -> None:
     flows = db.table("flows")
-    flows.create(FLOW_COLUMNS, pk="id", not_null={"started_at", "method", "url", "outcome"})
+    flows.create(_V1_FLOW_COLUMNS, pk="id", not_null={"started_at", "method", "url", "outcome"})
     for columns in (
         ["started_at"],
         ["family", "started_at"],
@@ -150,7 +166,23 @@ def _v1_initial(db: Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+def _v2_findings(db: Database) -> None:
+    """Validation: a findings table, and counts on flows so the listing can show and filter them."""
+    db.execute("ALTER TABLE flows ADD COLUMN errors INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE flows ADD COLUMN warnings INTEGER NOT NULL DEFAULT 0")
+    findings = db.table("findings")
+    findings.create(
+        FINDING_COLUMNS,
+        pk="id",
+        not_null={"flow_id", "side", "rule", "severity", "message"},
+        foreign_keys=[("flow_id", "flows", "id")],
+    )
+    findings.create_index(["flow_id"])
+    findings.create_index(["rule", "flow_id"])
+    db.table("flows").create_index(["errors", "started_at"])
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_findings)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -229,12 +261,17 @@ def open_db(
 
 
 _FLOW_FIELDS = [c for c in FLOW_COLUMNS if c != "id"]
+_FLOW_DEFAULTS: dict[str, Any] = {"errors": 0, "warnings": 0}
 _INSERT_FLOW = f"INSERT INTO flows (id, {', '.join(_FLOW_FIELDS)}) VALUES (?{', ?' * len(_FLOW_FIELDS)})"
 _INSERT_BODY = "INSERT INTO bodies (flow_id, side, text, data) VALUES (?, ?, ?, ?)"
+_FINDING_FIELDS = [c for c in FINDING_COLUMNS if c not in ("id", "flow_id")]
+_INSERT_FINDING = (
+    f"INSERT INTO findings (flow_id, {', '.join(_FINDING_FIELDS)}) VALUES (?{', ?' * len(_FINDING_FIELDS)})"
+)
 
 
 def insert(db: Database, batch: Sequence[Ingested], seen_at: float) -> list[int]:
-    """Insert flows, their bodies and any tenants they named in one transaction; the flow ids.
+    """Insert flows, their bodies, findings and any tenants they named in one transaction; the flow ids.
 
     BEGIN IMMEDIATE takes the write lock first, so the ids handed out here from max(id)
     cannot collide with another writer's (a second proxy on the same file): one
@@ -247,12 +284,16 @@ def insert(db: Database, batch: Sequence[Ingested], seen_at: float) -> list[int]
         ids = list(range(first, first + len(batch)))
         conn.executemany(
             _INSERT_FLOW,
-            [(fid, *(item.flow.get(c) for c in _FLOW_FIELDS)) for fid, item in zip(ids, batch, strict=True)],
+            [
+                (fid, *(item.flow.get(c, _FLOW_DEFAULTS.get(c)) for c in _FLOW_FIELDS))
+                for fid, item in zip(ids, batch, strict=True)
+            ],
         )
         conn.executemany(
             _INSERT_BODY,
             [(fid, b["side"], b["text"], b["data"]) for fid, item in zip(ids, batch, strict=True) for b in item.bodies],
         )
+        insert_findings(conn, [(fid, f) for fid, item in zip(ids, batch, strict=True) for f in item.findings])
         tenants = [{**t, "seen_at": seen_at} for item in batch for t in item.tenants]
         if tenants:
             db.table("tenants").upsert_all(tenants, pk="id")
@@ -261,6 +302,11 @@ def insert(db: Database, batch: Sequence[Ingested], seen_at: float) -> list[int]
         conn.rollback()
         raise
     return ids
+
+
+def insert_findings(conn: sqlite3.Connection, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """(flow id, finding row) pairs, inside the caller's transaction."""
+    conn.executemany(_INSERT_FINDING, [(fid, *(f.get(c) for c in _FINDING_FIELDS)) for fid, f in rows])
 
 
 def save_recorder(db: Database, row: dict[str, Any]) -> None:

@@ -175,6 +175,10 @@ class Writer:
         db = self._open()
         if db is None:
             return
+        # Organisations named earlier in this file explain a 403 for a tenant not connected.
+        self.ingest.known_tenants.update(
+            {r["id"]: r["name"] or r["id"] for r in db.query("SELECT id, name FROM tenants")}
+        )
         next_stats = 0.0
         try:
             while True:

@@ -310,3 +310,36 @@ def test_keep_secrets_flag_stores_them_as_they_are(tmp_path: Path, confdir: Path
         p.stop()
     (row,) = rows(p.db, "select request_headers, redactions from flows")
     assert '"Bearer kept-token-123"' in row["request_headers"] and row["redactions"] == 0
+
+
+def test_findings_are_recorded_as_the_proxy_ingests(proxy: ProxyProcess, token: str) -> None:
+    typo = (
+        b"<Job>\n  <Name>Payroll setup</Name>\n  <ClientId>24097642</ClientId>\n"
+        b"  <StartDate>20240801</StartDate>\n  <DueDate>20240831</DueDate>\n</Job>\n"
+    )
+    headers = {**xpm_headers(token, marker="typo-e2e"), "Content-Type": "text/xml; charset=utf-8"}
+    with client(proxy) as http:
+        resp = http.post(f"{XPM}/job.api/add", content=typo, headers=headers)
+    assert resp.status_code == 200 and b"<Status>ERROR</Status>" in resp.content  # Xero's answer, untouched
+    (row,) = flows_marked(proxy, "typo-e2e")
+    assert (row["errors"], row["warnings"]) == (2, 1)
+    found = rows(proxy.db, "select * from findings where flow_id = ? order by id", [row["id"]])
+    assert [(f["side"], f["rule"], f["line"], f["column"], f["xpath"]) for f in found] == [
+        ("request", "unknown-element", 3, 3, "/Job/ClientId"),
+        ("request", "xsd", 1, 1, "/Job"),
+        ("response", "xpm-error", 2, None, "/Response/ErrorDescription"),
+    ]
+    assert found[0]["hint"] == "Did you mean <ClientID>? Xero drops <ClientId> silently."
+    assert found[1]["schema"] == "xpm-3.0/requests.xsd#JobAdd"
+
+
+def test_an_xxe_body_becomes_a_finding_and_nothing_is_read(proxy: ProxyProcess, token: str, tmp_path: Path) -> None:
+    secret = tmp_path / "local-secret.txt"
+    secret.write_text("TOP-SECRET-LOCAL-FILE")
+    xxe = f'<?xml version="1.0"?><!DOCTYPE Job [<!ENTITY x SYSTEM "{secret.as_uri()}">]><Job><Name>&x;</Name></Job>'
+    with client(proxy) as http:
+        http.post(f"{XPM}/job.api/add", content=xxe.encode(), headers=xpm_headers(token, marker="xxe-e2e"))
+    (row,) = flows_marked(proxy, "xxe-e2e")
+    (f,) = rows(proxy.db, "select * from findings where flow_id = ? and rule = 'xml-dtd'", [row["id"]])
+    assert f["side"] == "request" and "1 entity reference" in f["message"]
+    assert b"TOP-SECRET-LOCAL-FILE" not in proxy.db.read_bytes() + Path(f"{proxy.db}-wal").read_bytes()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from inspector.cli import main, parse_listen
 from inspector.demo import free_port
 
-COMMANDS = ["proxy", "ca", "mock", "demo"]
+COMMANDS = ["proxy", "ca", "mock", "demo", "validate", "report", "revalidate", "endpoints"]
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

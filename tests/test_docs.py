@@ -8,6 +8,7 @@ from pathlib import Path
 
 from inspector.catalog import Catalog
 from inspector.cli import main
+from inspector.validate import Validator
 from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text("utf-8")
@@ -37,13 +38,20 @@ def test_every_command_is_in_the_readme() -> None:
         assert f"xero-inspector {name}" in README, name
 
 
-def test_the_readme_catalog_example_loads(tmp_path: Path) -> None:
+def test_the_readme_catalog_example_loads_and_checks_bodies(tmp_path: Path) -> None:
     (example,) = code_blocks("toml")
+    (xsd,) = code_blocks("xml")
     path = tmp_path / "my.toml"
     path.write_text(example)
+    (tmp_path / "widget.xsd").write_text(xsd)
     catalog = Catalog.load([path])
-    c = catalog.classify("GET", "xpm.gateway.example", "/practicemanager/3.0/job.api/widgets/7")
-    assert (c.family, c.operation, c.params) == ("xpm-3.0", "widgets", {"id": "7"})
+    c = catalog.classify("POST", "xpm.gateway.example", "/practicemanager/3.0/job.api/widgets")
+    assert (c.family, c.operation) == ("xpm-3.0", "add-widget")
+    validator = Validator()
+    assert validator.check(b"<Widget><Name>W</Name></Widget>", c.request_schema, "request").findings == []
+    typo, missing = validator.check(b"<Widget><Nam>W</Nam></Widget>", c.request_schema, "request").findings
+    assert typo.rule == "unknown-element" and typo.hint and "<Name>" in typo.hint
+    assert (missing.rule, missing.message) == ("xsd", "<Widget> is missing required <Name>")
 
 
 def test_every_package_directory_is_packaged() -> None:

@@ -47,21 +47,21 @@ def test_reopening_is_a_no_op_and_keeps_rows(tmp_path: Path) -> None:
 
 
 def test_migrations_apply_in_order_and_each_bumps_the_version(tmp_path: Path) -> None:
-    seen: list[int] = []
+    seen: list[str] = []
 
-    def v2(db: Database) -> None:
-        seen.append(2)
+    def next_a(db: Database) -> None:
+        seen.append("a")
         db.table("flows").add_column("comment", str)
 
-    def v3(db: Database) -> None:
-        seen.append(3)
+    def next_b(db: Database) -> None:
+        seen.append("b")
         db.execute("create index flows_comment on flows (comment)")
 
     path = tmp_path / "flows.db"
-    with open_db(path) as db:  # v1
+    with open_db(path) as db:
         insert(db, [Ingest(Catalog.load())(record())], 0)
-    with open_db(path, migrations=(*store.MIGRATIONS, v2, v3)) as db:
-        assert seen == [2, 3] and store.schema_version(db) == 3
+    with open_db(path, migrations=(*store.MIGRATIONS, next_a, next_b)) as db:
+        assert seen == ["a", "b"] and store.schema_version(db) == SCHEMA_VERSION + 2
         assert "comment" in db.table("flows").columns_dict and db.table("flows").count == 1
 
 
@@ -75,7 +75,18 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         open_db(path, migrations=(*store.MIGRATIONS, v2))
     with open_db(path) as db:
-        assert store.schema_version(db) == 1 and "half_done" not in db.table("flows").columns_dict
+        assert store.schema_version(db) == SCHEMA_VERSION and "half_done" not in db.table("flows").columns_dict
+
+
+def test_a_v1_file_with_flows_gains_findings_and_zero_counts(tmp_path: Path) -> None:
+    path = tmp_path / "flows.db"
+    v1_row = {c: v for c, v in Ingest(Catalog.load())(record()).flow.items() if c not in ("errors", "warnings")}
+    with open_db(path, migrations=store.MIGRATIONS[:1]) as db:
+        db.table("flows").insert({"id": 1, **v1_row})
+    with open_db(path) as db:
+        assert store.schema_version(db) == SCHEMA_VERSION == 2
+        flow = next(db.query("select errors, warnings from flows"))
+        assert flow == {"errors": 0, "warnings": 0} and db.table("findings").count == 0
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ host and the longest matching base path, the endpoint from the segments after th
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -18,15 +19,42 @@ from urllib.parse import unquote
 
 UNKNOWN_FAMILY = "unknown"
 
-_FAMILY_KEYS = {"id", "title", "hosts", "bases", "body", "auth", "tenant", "retired"}
+_FAMILY_KEYS = {"id", "title", "hosts", "bases", "body", "auth", "tenant", "retired", "response"}
 _RESOURCE_KEYS = {"families", "name", "endpoints"}
 _ENDPOINT_KEYS = {"method", "path", "operation"}
+_SCHEMA_KEYS = {"families", "file", "requests"}
+_REQUEST_KEYS = {"method", "path", "roots"}
+# Built-in XSDs live in inspector/schemas/<family>/; a user catalog's paths are relative to it.
+BUILTIN_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 _METHODS = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
 _PARAM_RE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
 class CatalogError(ValueError):
     """A catalog file that cannot be used; the message names the file and the entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class BodySchema:
+    """The XSD a body is checked against, and the root elements it may have.
+
+    ``roots`` maps each allowed root element to a named complex type in ``file`` (one
+    root such as <Job> has a different shape per endpoint); an empty mapping means the
+    file's own global element declarations decide, as in any ordinary XSD.
+    """
+
+    file: Path
+    label: str  # what findings and tables show: "xpm-3.0/requests.xsd"
+    roots: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def root_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.roots)
+
+    def describe(self) -> str:
+        if not self.roots:
+            return self.label
+        return f"{self.label} " + " | ".join(f"<{r}> {t}".rstrip() for r, t in self.roots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +67,7 @@ class Family:
     auth: str = "bearer"
     tenant: str = "header"  # header | query:<param> | none
     retired: bool = False
+    response: BodySchema | None = None  # the XSD of this family's XML answers
 
     @property
     def tenant_param(self) -> str | None:
@@ -57,6 +86,7 @@ class Endpoint:
     operation: str
     segments: tuple[str | None, ...] = field(repr=False)  # None marks a {param}
     params: tuple[str, ...] = field(repr=False)
+    request: BodySchema | None = None  # the XSD of the request body, when it has one
 
     def match(self, segments: Sequence[str]) -> dict[str, str] | None:
         if len(segments) != len(self.segments):
@@ -82,6 +112,8 @@ class Classification:
     operation: str | None = None  # None: a path the catalog does not know
     endpoint: str | None = None  # the matched pattern, e.g. "job.api/get/{number}"
     params: dict[str, str] = field(default_factory=dict)
+    request_schema: BodySchema | None = None
+    response_schema: BodySchema | None = None
 
 
 class Catalog:
@@ -112,7 +144,7 @@ class Catalog:
         builtin = resources.files(__package__).joinpath("endpoints.toml").read_text("utf-8")
         families: dict[str, dict[str, Any]] = {}
         endpoints: dict[tuple[str, str, str], Endpoint] = {}
-        _merge("endpoints.toml (built in)", tomllib.loads(builtin), families, endpoints)
+        _merge(_Source("endpoints.toml (built in)", BUILTIN_SCHEMAS, True), tomllib.loads(builtin), families, endpoints)
         for path in extra:
             try:
                 data = tomllib.loads(Path(path).read_text("utf-8"))
@@ -120,7 +152,7 @@ class Catalog:
                 raise CatalogError(f"{path}: cannot read catalog: {e.strerror or e}") from e
             except tomllib.TOMLDecodeError as e:
                 raise CatalogError(f"{path}: not valid TOML: {e}") from e
-            _merge(str(path), data, families, endpoints)
+            _merge(_Source(str(path), Path(path).resolve().parent, False), data, families, endpoints)
         fams = [_family(name, spec) for name, spec in families.items()]
         return cls(fams, endpoints.values())
 
@@ -153,30 +185,50 @@ class Catalog:
         for ep in self._index.get((fam.id, method), ()):
             params = ep.match(segments)
             if params is not None:
-                return Classification(fam.id, ep.resource, ep.operation, ep.path, params)
+                return Classification(fam.id, ep.resource, ep.operation, ep.path, params, ep.request, fam.response)
         # Known path, other method (GET on an add): the resource is still worth knowing.
         for ep in self._by_family.get(fam.id, ()):
             if ep.match(segments) is not None:
-                return Classification(fam.id, ep.resource, None, None, {})
-        return Classification(fam.id, segments[0] if segments else None)
+                return Classification(fam.id, ep.resource, None, None, {}, None, fam.response)
+        return Classification(fam.id, segments[0] if segments else None, response_schema=fam.response)
 
 
 def _norm_base(base: str) -> str:
     return "/" + base.strip("/").lower()
 
 
+@dataclass(frozen=True, slots=True)
+class _Source:
+    name: str
+    base: Path  # where the file's XSD paths are relative to
+    builtin: bool
+
+    def schema(self, where: str, file: Any, roots: tuple[tuple[str, str], ...] = ()) -> BodySchema:
+        if not isinstance(file, str) or not file:
+            raise CatalogError(f"{where}: 'file' must be the path of an XSD")
+        path = (self.base / file).resolve()
+        if not path.is_file():
+            raise CatalogError(f"{where}: schema {file!r} not found (looked in {path})")
+        return BodySchema(path, file if self.builtin else str(path), roots)
+
+
 def _merge(
-    source: str,
+    src: _Source,
     data: dict[str, Any],
     families: dict[str, dict[str, Any]],
     endpoints: dict[tuple[str, str, str], Endpoint],
 ) -> None:
-    unknown = set(data) - {"family", "resource"}
+    source = src.name
+    unknown = set(data) - {"family", "resource", "schema"}
     if unknown:
-        raise CatalogError(f"{source}: unknown top-level key(s) {sorted(unknown)}; use [[family]] or [[resource]]")
+        raise CatalogError(
+            f"{source}: unknown top-level key(s) {sorted(unknown)}; use [[family]], [[resource]] or [[schema]]"
+        )
     for i, spec in enumerate(_tables(source, data, "family"), 1):
         where = f"{source}: [[family]] #{i}"
         _check_keys(where, spec, _FAMILY_KEYS, required={"id"})
+        if "response" in spec:
+            spec = {**spec, "response": src.schema(f"{where} ({spec['id']}) response", spec["response"])}
         merged = {**families.get(spec["id"], {}), **spec}
         for key in ("hosts", "bases"):
             if key not in merged:
@@ -197,7 +249,51 @@ def _merge(
             _check_keys(ewhere, ep, _ENDPOINT_KEYS, required=_ENDPOINT_KEYS)
             for fam in spec["families"]:
                 endpoint = _endpoint(ewhere, fam, spec["name"], ep)
-                endpoints[(fam, endpoint.method, endpoint.path.lower())] = endpoint
+                ekey = (fam, endpoint.method, endpoint.path.lower())
+                old = endpoints.get(ekey)
+                if old is not None and old.request is not None:  # redefining an endpoint keeps its schema
+                    endpoint = dataclasses.replace(endpoint, request=old.request)
+                endpoints[ekey] = endpoint
+    for i, spec in enumerate(_tables(source, data, "schema"), 1):
+        _merge_schema(src, f"{source}: [[schema]] #{i}", spec, families, endpoints)
+
+
+def _merge_schema(
+    src: _Source,
+    where: str,
+    spec: dict[str, Any],
+    families: dict[str, dict[str, Any]],
+    endpoints: dict[tuple[str, str, str], Endpoint],
+) -> None:
+    _check_keys(where, spec, _SCHEMA_KEYS, required=_SCHEMA_KEYS)
+    _check_str_list(where, "families", spec["families"])
+    for fam in spec["families"]:
+        if fam not in families:
+            raise CatalogError(f"{where}: unknown family {fam!r}")
+    if not isinstance(spec["requests"], list):
+        raise CatalogError(f"{where}: 'requests' must be a list of {{ method, path, roots }}")
+    for j, req in enumerate(spec["requests"], 1):
+        rwhere = f"{where} request #{j}"
+        if not isinstance(req, dict):
+            raise CatalogError(f"{rwhere}: expected a table {{ method, path, roots }}")
+        _check_keys(rwhere, req, _REQUEST_KEYS, required={"method", "path"})
+        body = src.schema(rwhere, spec["file"], _roots(rwhere, req.get("roots", [])))
+        for fam in spec["families"]:
+            key = (fam, str(req["method"]).upper(), str(req["path"]).strip("/").lower())
+            if key not in endpoints:
+                raise CatalogError(
+                    f"{rwhere}: {fam} has no endpoint {key[1]} {req['path']}; declare it under [[resource]] first"
+                )
+            endpoints[key] = dataclasses.replace(endpoints[key], request=body)
+
+
+def _roots(where: str, value: Any) -> tuple[tuple[str, str], ...]:
+    """roots = ["Invoices", "Invoice"] (the XSD's own elements) or { Job = "JobAdd" } (root -> type)."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple((v, "") for v in value)
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return tuple(value.items())
+    raise CatalogError(f"{where}: 'roots' must be a list of element names or a table {{ Root = \"TypeName\" }}")
 
 
 def _tables(source: str, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -231,6 +327,7 @@ def _family(family_id: str, spec: dict[str, Any]) -> Family:
         auth=str(spec.get("auth", "bearer")),
         tenant=str(spec.get("tenant", "header")),
         retired=bool(spec.get("retired", False)),
+        response=spec.get("response"),
     )
 
 

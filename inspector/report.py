@@ -1,0 +1,287 @@
+"""The schema-violation report: findings grouped by endpoint and rule, in five formats.
+
+One ``Report`` is read from the store (a filter narrows the flows), then rendered: text for
+a terminal, Markdown for a pull request, JSON for scripts, JUnit so CI shows each failing
+call as a failed test case, HTML that stands alone in a browser.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lxml import etree
+from sqlite_utils import Database
+
+from . import query
+
+FORMATS = ("text", "markdown", "json", "junit", "html")
+FAIL_ON = ("error", "warning", "never")
+EXAMPLES = 3  # worst examples shown per group
+_RANK = "CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
+
+
+@dataclass(slots=True)
+class Example:
+    flow_id: int
+    url: str
+    side: str
+    line: int | None
+    column: int | None
+    xpath: str | None
+    message: str
+    hint: str | None
+
+
+@dataclass(slots=True)
+class Group:
+    family: str
+    method: str
+    endpoint: str
+    rule: str
+    severity: str
+    findings: int
+    flows: int
+    examples: list[Example] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return f"{self.method} {self.family} {self.endpoint}"
+
+
+@dataclass(slots=True)
+class Report:
+    db: str
+    filter: str | None
+    generated_at: float
+    flows: int
+    flows_with_findings: int
+    errors: int
+    warnings: int
+    groups: list[Group]
+
+    def failed(self, fail_on: str) -> bool:
+        if fail_on == "never":
+            return False
+        return self.errors > 0 or (fail_on == "warning" and self.warnings > 0)
+
+
+def build(db: Database, db_name: str, filter_expr: str | None = None) -> Report:
+    query.install(db.conn)
+    where = query.compile_filter(filter_expr)
+    flows = f"SELECT id FROM flows WHERE {where.sql}"
+    total, with_findings = db.execute(
+        f"SELECT count(*), sum(errors + warnings > 0) FROM flows WHERE {where.sql}", where.params
+    ).fetchone()
+    counts = dict(
+        db.execute(
+            f"SELECT severity, count(*) FROM findings WHERE flow_id IN ({flows}) GROUP BY severity", where.params
+        ).fetchall()
+    )
+    grouped = f"""
+        SELECT coalesce(f.family, 'unknown') AS family, f.method, coalesce(nullif(f.endpoint, ''), f.path) AS endpoint,
+               x.rule, x.severity, count(*) AS n, count(DISTINCT x.flow_id) AS nflows
+        FROM findings x JOIN flows f ON f.id = x.flow_id
+        WHERE x.flow_id IN ({flows}) AND x.severity != 'info'
+        GROUP BY 1, 2, 3, 4, 5
+        ORDER BY {_RANK.replace("severity", "x.severity")}, n DESC, 1, 3
+    """
+    groups = [
+        Group(family, method, endpoint, rule, severity, n, nflows)
+        for family, method, endpoint, rule, severity, n, nflows in db.execute(grouped, where.params).fetchall()
+    ]
+    # The worst examples per group: the most findings on one flow first, then the newest.
+    examples = f"""
+        SELECT * FROM (
+            SELECT *, row_number() OVER (
+                PARTITION BY fam, m, ep, rule, severity ORDER BY ferrors DESC, fwarnings DESC, id DESC
+            ) AS k
+            FROM (
+                SELECT coalesce(f.family, 'unknown') AS fam, f.method AS m,
+                       coalesce(nullif(f.endpoint, ''), f.path) AS ep, x.rule AS rule, x.severity AS severity,
+                       f.id AS id, f.url, x.side, x.line, x.column, x.xpath, x.message, x.hint,
+                       f.errors AS ferrors, f.warnings AS fwarnings
+                FROM findings x JOIN flows f ON f.id = x.flow_id
+                WHERE x.flow_id IN ({flows}) AND x.severity != 'info'
+            )
+        ) WHERE k <= {EXAMPLES}
+    """
+    by_key = {(g.family, g.method, g.endpoint, g.rule, g.severity): g for g in groups}
+    for row in db.execute(examples, where.params).fetchall():
+        by_key[tuple(row[:5])].examples.append(Example(*row[5:13]))
+    return Report(
+        db=db_name,
+        filter=filter_expr,
+        generated_at=time.time(),
+        flows=total or 0,
+        flows_with_findings=with_findings or 0,
+        errors=counts.get("error", 0),
+        warnings=counts.get("warning", 0),
+        groups=groups,
+    )
+
+
+def summary(r: Report) -> str:
+    scope = f" matching {r.filter!r}" if r.filter else ""
+    return (
+        f"{r.flows} flows{scope}, {r.flows_with_findings} with findings: {r.errors} error(s), {r.warnings} warning(s)"
+    )
+
+
+def _at(e: Example) -> str:
+    pos = f":{e.line}" + (f":{e.column}" if e.column else "") if e.line else ""
+    return f"#{e.flow_id} {e.side}{pos}" + (f" {e.xpath}" if e.xpath else "")
+
+
+def render_text(r: Report, db: Database | None = None) -> str:
+    lines = [f"xero-inspector report: {r.db}", summary(r), ""]
+    for g in r.groups:
+        lines.append(f"{g.severity}[{g.rule}] {g.where}: {g.findings} finding(s) in {g.flows} flow(s)")
+        for e in g.examples:
+            lines.append(f"  {_at(e)}: {e.message}")
+            if e.hint:
+                lines.append(f"      hint: {e.hint}")
+        lines.append("")
+    if not r.groups:
+        lines.append("No findings.")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_markdown(r: Report, db: Database | None = None) -> str:
+    out = [f"# xero-inspector report: `{r.db}`", "", summary(r), ""]
+    if r.groups:
+        out += ["| severity | rule | endpoint | findings | flows |", "|---|---|---|---:|---:|"]
+        out += [f"| {g.severity} | `{g.rule}` | `{_md(g.where)}` | {g.findings} | {g.flows} |" for g in r.groups]
+        out.append("")
+    for g in r.groups:
+        out += [f"## {g.severity}[{g.rule}] `{_md(g.where)}`", ""]
+        for e in g.examples:
+            out.append(f"- `{_md(_at(e))}`: {_md(e.message)}" + (f"  \n  *hint:* {_md(e.hint)}" if e.hint else ""))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_json(r: Report, db: Database | None = None) -> str:
+    return json.dumps(asdict(r), indent=2) + "\n"
+
+
+def _failing_flows(db: Database, r: Report) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Every flow in the report's scope with its findings (streamed, for JUnit)."""
+    where = query.compile_filter(r.filter)
+    cursor = db.execute(
+        "SELECT id, family, method, url, coalesce(nullif(endpoint, ''), path) AS endpoint, duration_ms, status, "
+        f"outcome FROM flows WHERE {where.sql} ORDER BY id",
+        where.params,
+    )
+    names = [d[0] for d in cursor.description]
+    for row in cursor:
+        flow = dict(zip(names, row, strict=True))
+        findings = [
+            dict(zip(("side", "rule", "severity", "line", "column", "xpath", "message", "hint"), f, strict=True))
+            for f in db.execute(
+                f"SELECT side, rule, severity, line, column, xpath, message, hint FROM findings "
+                f"WHERE flow_id = ? AND severity != 'info' ORDER BY {_RANK}, id",
+                (flow["id"],),
+            )
+        ]
+        yield flow, findings
+
+
+def render_junit(r: Report, db: Database | None = None, fail_on: str = "error") -> str:
+    """One test case per call, one suite per endpoint; a call fails on findings at --fail-on."""
+    assert db is not None
+    failing = {"error"} if fail_on == "error" else {"error", "warning"} if fail_on == "warning" else set()
+    suites: dict[str, etree._Element] = {}
+    root = etree.Element("testsuites", name="xero-inspector", tests="0", failures="0")
+    tests = failures = 0
+    for flow, findings in _failing_flows(db, r):
+        key = f"{flow['family'] or 'unknown'}.{flow['method']} {flow['endpoint']}"
+        suite = suites.get(key)
+        if suite is None:
+            suite = suites[key] = etree.SubElement(root, "testsuite", name=key, tests="0", failures="0")
+        case = etree.SubElement(
+            suite,
+            "testcase",
+            name=f"#{flow['id']} {flow['method']} {flow['url']}",
+            classname=key,
+            time=f"{(flow['duration_ms'] or 0) / 1000:.3f}",
+        )
+        bad = [f for f in findings if f["severity"] in failing]
+        tests += 1
+        suite.set("tests", str(int(suite.get("tests", "0")) + 1))
+        if bad:
+            failures += 1
+            suite.set("failures", str(int(suite.get("failures", "0")) + 1))
+            first = bad[0]
+            fail = etree.SubElement(case, "failure", message=f"{first['severity']}[{first['rule']}] {first['message']}")
+            fail.set("type", first["rule"])
+            fail.text = "\n".join(_finding_line(f) for f in findings)
+        elif findings:
+            etree.SubElement(case, "system-out").text = "\n".join(_finding_line(f) for f in findings)
+    root.set("tests", str(tests))
+    root.set("failures", str(failures))
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8").decode()
+
+
+def _finding_line(f: dict[str, Any]) -> str:
+    pos = f":{f['line']}" + (f":{f['column']}" if f["column"] else "") if f["line"] else ""
+    text = f"{f['side']}{pos}: {f['severity']}[{f['rule']}] {f['message']}"
+    if f["xpath"]:
+        text += f" ({f['xpath']})"
+    if f["hint"]:
+        text += f"\n    hint: {f['hint']}"
+    return text
+
+
+_CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.05em;margin-top:1.6em}code{background:#f3f3f3;padding:0 .2em}
+table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+.error{color:#b00020}.warning{color:#9a6700}.hint{color:#555;font-style:italic}li{margin:.3em 0}"""
+
+
+def render_html(r: Report, db: Database | None = None) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><td class='{g.severity}'>{g.severity}</td><td><code>{e(g.rule)}</code></td>"
+        f"<td><code>{e(g.where)}</code></td><td>{g.findings}</td><td>{g.flows}</td></tr>"
+        for g in r.groups
+    )
+    sections = []
+    for g in r.groups:
+        items = "".join(
+            f"<li><code>{e(_at(x))}</code>: {e(x.message)}"
+            + (f"<br><span class='hint'>hint: {e(x.hint)}</span>" if x.hint else "")
+            + "</li>"
+            for x in g.examples
+        )
+        title = f"<span class='{g.severity}'>{g.severity}[{e(g.rule)}]</span> <code>{e(g.where)}</code>"
+        sections.append(f"<h2>{title}</h2><ul>{items}</ul>")
+    table = (
+        f"<table><tr><th>severity</th><th>rule</th><th>endpoint</th><th>findings</th><th>flows</th></tr>{rows}</table>"
+        if rows
+        else "<p>No findings.</p>"
+    )
+    generated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.generated_at))
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>xero-inspector report: {e(r.db)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>xero-inspector report: <code>{e(r.db)}</code></h1><p>{e(summary(r))}. Generated {generated}.</p>"
+        f"{table}{''.join(sections)}</body></html>\n"
+    )
+
+
+RENDERERS: dict[str, Callable[..., str]] = {
+    "text": render_text,
+    "markdown": render_markdown,
+    "json": render_json,
+    "junit": render_junit,
+    "html": render_html,
+}

@@ -1,0 +1,110 @@
+"""Every sample body in samples/bodies/ produces exactly the findings its cases.toml annotates,
+through `validate` (checkfiles) and through the recorder's ingest alike."""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inspector.catalog import Catalog
+from inspector.checkfiles import check_file, target
+from inspector.findings import SCHEMA_RULES
+from inspector.ingest import Ingest
+from inspector.validate import SchemaCache, Validator, preload
+from tests.test_ingest import record
+
+BODIES = Path(__file__).resolve().parent.parent / "samples" / "bodies"
+CATALOG = Catalog.load()
+VALIDATOR = Validator()
+# Rules a body alone can trigger, beside the schema ones; the exchange rules have their own tests.
+BODY_RULES = SCHEMA_RULES | {"xpm-error", "validation-error", "api-exception", "network-error", "content-type"}
+
+
+def _cases() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for manifest in sorted(BODIES.glob("*/cases.toml")):
+        for case in tomllib.loads(manifest.read_text("utf-8"))["case"]:
+            out.append((manifest.parent.name, case))
+    return out
+
+
+CASES = _cases()
+
+
+def _ids() -> list[str]:
+    return [f"{fam}/{case['file']}" for fam, case in CASES]
+
+
+def _matches(found: list[Any], expect: list[dict[str, Any]]) -> None:
+    assert Counter((f.rule, f.xpath) for f in found) == Counter((e["rule"], e.get("xpath")) for e in expect), [
+        (f.rule, f.xpath, f.line, f.column, f.message) for f in found
+    ]
+    for e in expect:
+        if "line" in e:
+            hit = [f for f in found if (f.rule, f.xpath) == (e["rule"], e.get("xpath"))]
+            assert any(f.line == e["line"] and f.column == e.get("column") for f in hit), (e, hit)
+
+
+@pytest.mark.parametrize(("family", "case"), CASES, ids=_ids())
+def test_validate_gives_the_annotated_findings(family: str, case: dict[str, Any]) -> None:
+    data = (BODIES / family / case["file"]).read_bytes()
+    t = target(CATALOG, case["endpoint"], case.get("response", False))
+    expect = [e for e in case["expect"] if e["rule"] != "content-type"]  # a file has no content type
+    _matches(check_file(VALIDATOR, t, data), expect)
+
+
+@pytest.mark.parametrize(("family", "case"), CASES, ids=_ids())
+def test_the_recorder_finds_the_same(family: str, case: dict[str, Any]) -> None:
+    data = (BODIES / family / case["file"]).read_bytes()
+    method, url = case["endpoint"].split(" ", 1)
+    content_type = case.get("content_type", "text/xml; charset=utf-8")
+    headers = (("Authorization", "Bearer x.y.z"), ("xero-tenant-id", "T1"), ("Content-Type", content_type))
+    if case.get("response"):
+        rec = record(method=method, url=url, request_body=None, response_body=data, response_headers=headers[2:])
+    else:
+        ok = b"<Response><Status>OK</Status></Response>"
+        rec = record(
+            method=method,
+            url=url,
+            request_headers=headers,
+            request_body=data,
+            response_body=ok,
+            response_headers=(("Content-Type", "text/xml"),),
+        )
+    out = Ingest(CATALOG, validator=VALIDATOR)(rec)
+    assert not out.flow.get("ingest_error")
+    from inspector.findings import Finding
+
+    found = [Finding(**f) for f in out.findings if f["rule"] in BODY_RULES]
+    _matches(found, case["expect"])
+    errors = sum(1 for f in out.findings if f["severity"] == "error")
+    assert out.flow["errors"] == errors
+
+
+def test_every_schema_has_a_valid_and_two_invalid_samples() -> None:
+    per_schema: dict[str, Counter[str]] = {}
+    for _, case in CASES:
+        t = target(CATALOG, case["endpoint"], case.get("response", False))
+        errors = [e for e in case["expect"] if e["rule"] != "content-type"]
+        per_schema.setdefault(t.schema.label, Counter())["invalid" if errors else "valid"] += 1
+    schemas = {
+        p.relative_to(BODIES.parent.parent / "inspector" / "schemas").as_posix()
+        for p in (BODIES.parent.parent / "inspector" / "schemas").glob("*/*.xsd")
+    }
+    assert set(per_schema) == schemas
+    for label, n in per_schema.items():
+        assert n["valid"] >= 1 and n["invalid"] >= 2, (label, n)
+
+
+def test_every_sample_file_is_annotated() -> None:
+    listed = {f"{fam}/{case['file']}" for fam, case in CASES}
+    on_disk = {f"{p.parent.name}/{p.name}" for p in BODIES.glob("*/*") if p.name != "cases.toml"}
+    assert listed == on_disk
+
+
+def test_every_built_in_schema_compiles() -> None:
+    assert preload(CATALOG, SchemaCache(), builtin=True) > 80
