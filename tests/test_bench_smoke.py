@@ -18,10 +18,19 @@ def test_bench_proxy_smoke() -> None:
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    for variant in ("bare mitmdump", "mitmdump + recorder"):
+    for variant in ("bare mitmdump", "mitmdump + recorder", "recorder, no validation"):
         assert re.search(
             rf"{re.escape(variant)}\s+\d+ req/s\s+p50\s+[\d.]+ ms\s+p99\s+[\d.]+ ms\s+proxy CPU\s+\d+ us", out
         )
     assert re.search(r"throughput ratio \(recorder / bare\): \d\.\d{3}", out)
+    assert re.search(r"validation on / off: throughput ratio \d\.\d{3}, CPU [+-]\d+ us/request", out)
     sent = re.search(r"flows recorded: (\d+) of (\d+)", out)
     assert sent and sent.group(1) == sent.group(2) != "0"
+
+
+def test_bench_validate_smoke() -> None:
+    cmd = [sys.executable, "tests/bench/bench_validate.py", "--repeat", "3"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for label in ("2 KB", "200 KB"):
+        assert re.search(rf"{label}\s+\d+ bytes\s+parse\s+\d+ us\s+parse\+validate\s+\d+ us", result.stdout)

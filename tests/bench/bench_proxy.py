@@ -151,6 +151,12 @@ def main() -> int:
                     *common,
                     *("-s", "addons/xero_inspector.py", "--set", f"inspector_redirect=https://127.0.0.1:{mock_port}"),
                 ],
+                # The same recorder with schema validation off: what validation itself costs.
+                "recorder, no validation": [
+                    *common,
+                    *("-s", "addons/xero_inspector.py", "--set", f"inspector_redirect=https://127.0.0.1:{mock_port}"),
+                    *("--set", "inspector_validate=false"),
+                ],
             }
             results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in variants}
             cpu: dict[str, list[float]] = {name: [] for name in variants}
@@ -158,9 +164,9 @@ def main() -> int:
             for rnd in range(args.rounds):
                 for name, extra in variants.items():
                     port = free_port()
-                    db = tmp / f"bench-{rnd}.db"
+                    db = tmp / f"bench-{rnd}-{port}.db"
                     cmd = [mitmdump, "--listen-port", str(port), *extra]
-                    if "recorder" in name:
+                    if name != "bare mitmdump":
                         cmd += ["--set", f"inspector_db={db}"]
                     proc = start(cmd, port, tmp / f"{rnd}-{port}.log")
                     try:
@@ -173,7 +179,7 @@ def main() -> int:
                         cpu[name].append((cpu_seconds(proc.pid) - before) / args.requests * 1e6)
                     finally:
                         stop(proc)
-                    if "recorder" in name:
+                    if name != "bare mitmdump":
                         with sqlite3.connect(db) as conn:
                             recorded += conn.execute("select count(*) from flows").fetchone()[0]
         finally:
@@ -217,14 +223,22 @@ def report(
         lat = [x for _, lats in runs for x in lats]
         summary[name] = (rps, pct(lat, 50), pct(lat, 99))
         print(
-            f"  {name:<22} {rps:8.0f} req/s   p50 {pct(lat, 50):6.2f} ms   p99 {pct(lat, 99):6.2f} ms   "
+            f"  {name:<24} {rps:8.0f} req/s   p50 {pct(lat, 50):6.2f} ms   p99 {pct(lat, 99):6.2f} ms   "
             f"proxy CPU {statistics.median(cpu[name]):5.0f} us/request"
         )
-    (base_rps, base_p50, base_p99), (ours_rps, ours_p50, ours_p99) = summary.values()
+    base_rps, base_p50, base_p99 = summary["bare mitmdump"]
+    ours_rps, ours_p50, ours_p99 = summary["mitmdump + recorder"]
+    off_rps = summary["recorder, no validation"][0]
     print(f"  throughput ratio (recorder / bare): {ours_rps / base_rps:.3f}")
     print(f"  latency added: p50 {ours_p50 - base_p50:+.2f} ms, p99 {ours_p99 - base_p99:+.2f} ms")
-    expected = args.rounds * (args.requests // args.concurrency * args.concurrency + args.concurrency)
-    print(f"  flows recorded: {recorded} of {expected} sent through the recorder")
+    print(
+        f"  validation on / off: throughput ratio {ours_rps / off_rps:.3f}, "
+        f"CPU {statistics.median(cpu['mitmdump + recorder']) - statistics.median(cpu['recorder, no validation']):+.0f} "
+        "us/request"
+    )
+    recorders = len(results) - 1
+    expected = recorders * args.rounds * (args.requests // args.concurrency * args.concurrency + args.concurrency)
+    print(f"  flows recorded: {recorded} of {expected} sent through the recorders")
 
 
 if __name__ == "__main__":
