@@ -64,6 +64,7 @@ class Ingest:
         self.validator = validator  # None: record without schema checks (the rules still run)
         # Organisations named by GET /connections answers, to explain a 403 (seeded from the store).
         self.known_tenants: dict[str, str] = {}
+        self._hosts_of: tuple[Catalog, frozenset[str]] | None = None  # the catalog's hosts, per catalog
 
     def __call__(self, rec: FlowRecord) -> Ingested:
         try:
@@ -154,11 +155,9 @@ class Ingest:
 
     @property
     def _hosts(self) -> frozenset[str]:
-        cached: tuple[Catalog, frozenset[str]] | None = getattr(self, "_hosts_of", None)
-        if cached is None or cached[0] is not self.catalog:  # the addon may swap in a new catalog
-            cached = (self.catalog, frozenset(self.catalog.hosts()))
-            self._hosts_of = cached
-        return cached[1]
+        if self._hosts_of is None or self._hosts_of[0] is not self.catalog:  # the addon may swap the catalog
+            self._hosts_of = (self.catalog, frozenset(self.catalog.hosts()))
+        return self._hosts_of[1]
 
     def _check(
         self, body: Body, headers: Headers | None, schema: BodySchema | None, side: str, found: list[Finding]
