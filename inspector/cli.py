@@ -11,11 +11,15 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__
+
+if TYPE_CHECKING:  # imported where used, so `xero-inspector --help` starts fast
+    from .catalog import Catalog
+    from .validate import Validator
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = "flows.db"
@@ -305,7 +309,7 @@ def _catalog_option(fn: F) -> F:
     )(fn)
 
 
-def _load_catalog(catalogs: tuple[str, ...]) -> tuple[Any, Any]:
+def _load_catalog(catalogs: tuple[str, ...]) -> tuple[Catalog, Validator]:
     """The catalog and a validator whose user schemas compiled (a broken XSD fails here)."""
     from .catalog import Catalog
     from .validate import SchemaCache, Validator, preload

@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
-SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
-SIDES = ("request", "response", "exchange")
 
 
 @dataclass(frozen=True, slots=True)

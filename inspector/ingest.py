@@ -26,7 +26,6 @@ from .validate import SchemaLoadError, Validator
 
 log = logging.getLogger(__name__)
 
-SIDES = ("request", "response")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -87,9 +86,10 @@ class Ingest:
         token = facts.token_facts(header(rec.request_headers, "authorization"))
         tenant = facts.tenant_id(rec.request_headers, parts.query, fam.tenant_param if fam else None)
         limits = facts.rate_limits(rec.response_headers)
-        found: list[Finding] = []
-        req_root = self._check(req, rec.request_headers, cls.request_schema, "request", found)
-        resp_root = self._check(resp, rec.response_headers, cls.response_schema, "response", found)
+        req_ct, resp_ct = header(rec.request_headers, "content-type"), header(rec.response_headers, "content-type")
+        req_root, found = check_body(self.validator, req, req_ct, cls.request_schema, "request")
+        resp_root, resp_found = check_body(self.validator, resp, resp_ct, cls.response_schema, "response")
+        found += resp_found
         verdict = self._verdict(resp, resp_root)
         tenants = []
         if cls.family == "connections" and rec.method == "GET" and rec.status == 200 and resp.data:
@@ -158,13 +158,6 @@ class Ingest:
         if self._hosts_of is None or self._hosts_of[0] is not self.catalog:  # the addon may swap the catalog
             self._hosts_of = (self.catalog, frozenset(self.catalog.hosts()))
         return self._hosts_of[1]
-
-    def _check(
-        self, body: Body, headers: Headers | None, schema: BodySchema | None, side: str, found: list[Finding]
-    ) -> etree._Element | None:
-        root, findings = check_body(self.validator, body, header(headers, "content-type"), schema, side)
-        found.extend(findings)
-        return root
 
     @staticmethod
     def _exchange_columns(

@@ -19,8 +19,6 @@ from sqlite_utils import Database
 
 from . import query
 
-FORMATS = ("text", "markdown", "json", "junit", "html")
-FAIL_ON = ("error", "warning", "never")
 EXAMPLES = 3  # worst examples shown per group
 _RANK = "CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
 
@@ -173,26 +171,32 @@ def render_json(r: Report, db: Database | None = None) -> str:
     return json.dumps(asdict(r), indent=2) + "\n"
 
 
-def _failing_flows(db: Database, r: Report) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Every flow in the report's scope with its findings (streamed, for JUnit)."""
+_FINDING_FIELDS = ("side", "rule", "severity", "line", "column", "xpath", "message", "hint")
+
+
+def _flows_with_findings(db: Database, r: Report) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Every flow in the report's scope with its findings, streamed in one query (for JUnit)."""
     where = query.compile_filter(r.filter)
     cursor = db.execute(
-        "SELECT id, family, method, url, coalesce(nullif(endpoint, ''), path) AS endpoint, duration_ms, status, "
-        f"outcome FROM flows WHERE {where.sql} ORDER BY id",
+        "SELECT f.id, f.family, f.method, f.url, coalesce(nullif(f.endpoint, ''), f.path), f.duration_ms, "
+        f"{', '.join('x.' + c for c in _FINDING_FIELDS)} "
+        "FROM (SELECT * FROM flows WHERE " + where.sql + ") f "
+        "LEFT JOIN findings x ON x.flow_id = f.id AND x.severity != 'info' "
+        f"ORDER BY f.id, {_RANK.replace('severity', 'x.severity')}, x.id",
         where.params,
     )
-    names = [d[0] for d in cursor.description]
+    flow: dict[str, Any] | None = None
+    found: list[dict[str, Any]] = []
     for row in cursor:
-        flow = dict(zip(names, row, strict=True))
-        findings = [
-            dict(zip(("side", "rule", "severity", "line", "column", "xpath", "message", "hint"), f, strict=True))
-            for f in db.execute(
-                f"SELECT side, rule, severity, line, column, xpath, message, hint FROM findings "
-                f"WHERE flow_id = ? AND severity != 'info' ORDER BY {_RANK}, id",
-                (flow["id"],),
-            )
-        ]
-        yield flow, findings
+        if flow is None or flow["id"] != row[0]:
+            if flow is not None:
+                yield flow, found
+            flow = dict(zip(("id", "family", "method", "url", "endpoint", "duration_ms"), row[:6], strict=True))
+            found = []
+        if row[6] is not None:
+            found.append(dict(zip(_FINDING_FIELDS, row[6:], strict=True)))
+    if flow is not None:
+        yield flow, found
 
 
 def render_junit(r: Report, db: Database | None = None, fail_on: str = "error") -> str:
@@ -202,7 +206,7 @@ def render_junit(r: Report, db: Database | None = None, fail_on: str = "error") 
     suites: dict[str, etree._Element] = {}
     root = etree.Element("testsuites", name="xero-inspector", tests="0", failures="0")
     tests = failures = 0
-    for flow, findings in _failing_flows(db, r):
+    for flow, findings in _flows_with_findings(db, r):
         key = f"{flow['family'] or 'unknown'}.{flow['method']} {flow['endpoint']}"
         suite = suites.get(key)
         if suite is None:
