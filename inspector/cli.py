@@ -277,7 +277,7 @@ def mock(listen: str, minute_limit: int, day_limit: int, token_lifetime: int, ce
 @click.option("--port", type=int, help="Port for the proxy (default: a free one).")
 @user_errors
 def demo(headless: bool, db: str, confdir: str, port: int | None) -> None:
-    """See it all with no Xero account: mock Xero, the proxy, scripted traffic, a summary.
+    """See it all with no Xero account: mock Xero, the proxy, scripted traffic, a summary, then the browser.
 
     Example: xero-inspector demo --headless
     """
@@ -290,6 +290,8 @@ def demo(headless: bool, db: str, confdir: str, port: int | None) -> None:
         code = demo_mod.run(Path(db), confdir, port, console)
     except demo_mod.DemoError as e:
         raise UserError(f"demo failed: {e}") from e
+    if not headless:
+        _browse(db)
     console.print(f"Findings:    xero-inspector report --db {db}", soft_wrap=True)
     console.print(f"Explore it:  sqlite-utils tables {db} --counts", soft_wrap=True)
     console.print(
@@ -297,6 +299,91 @@ def demo(headless: bool, db: str, confdir: str, port: int | None) -> None:
         soft_wrap=True,
     )
     sys.exit(code)
+
+
+def _browse(db: str, **kw: Any) -> None:
+    """Run the terminal browser on a store (migrated first: a file that is not ours fails here)."""
+    from .store import open_db
+    from .tui.app import InspectorApp
+
+    open_db(db, create=False).close()
+    InspectorApp(db, **kw).run()
+
+
+@main.command()
+@click.option(
+    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help="SQLite file to browse."
+)
+@user_errors
+def tui(db: str) -> None:
+    """Browse a recording in the terminal: the flow list, filters, bodies and findings, live.
+
+    Opens read-mostly while a proxy records into the same file; new flows appear as they
+    are recorded (F follows them). Press ? inside for the keys and the filter language.
+
+    Example: xero-inspector tui --db flows.db
+    """
+    _browse(db)
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Address the proxy listens on.")
+@click.option(
+    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help="SQLite file to record into."
+)
+@click.option("--redirect", default="", metavar="URL", help="Send intercepted Xero requests here (a sandbox, a mock).")
+@click.option("--upstream-ca", type=click.Path(exists=True, dir_okay=False), help="Trust this CA for the upstream.")
+@click.option("--confdir", default=DEFAULT_CONFDIR, show_default=True, help="Where mitmproxy keeps its CA.")
+@click.option("--keep-secrets", is_flag=True, help="Store tokens and keys as they are (default: fingerprints).")
+@click.option(
+    "--catalog",
+    "catalogs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Extra endpoint catalog (TOML); repeatable.",
+)
+@user_errors
+def up(
+    listen: str,
+    db: str,
+    redirect: str,
+    upstream_ca: str | None,
+    confdir: str,
+    keep_secrets: bool,
+    catalogs: tuple[str, ...],
+) -> None:
+    """The proxy (in its own process) and the browser together; quitting the browser stops the proxy.
+
+    If a proxy is already recording into --db, the browser attaches to it and leaves it running.
+    The proxy's log goes to DB.proxy.log.
+
+    Example: xero-inspector up --db flows.db
+    """
+    from . import proxy as proxy_mod
+    from . import spawn
+    from .up import running_recorder
+    from .up import up as run_up
+
+    host, port = parse_listen(listen, 8080)
+    if running_recorder(db) is None:
+        try:
+            proxy_mod.check_port(host, port)
+        except proxy_mod.PortInUse as e:
+            raise UserError(str(e)) from e
+    args = ["--confdir", confdir]
+    args += ["--redirect", redirect] if redirect else []
+    args += ["--upstream-ca", upstream_ca] if upstream_ca else []
+    args += ["--keep-secrets"] if keep_secrets else []
+    for c in catalogs:
+        args += ["--catalog", c]
+
+    def browse(proc: Any, log: str) -> None:
+        _browse(db, proxy=proc, proxy_log=log)
+
+    try:
+        run_up(db, host, port, args, browse, lambda line: click.echo(line, err=True))
+    except spawn.SpawnError as e:
+        raise UserError(str(e).splitlines()[0] + f" (see {db}.proxy.log)") from e
 
 
 def _catalog_option(fn: F) -> F:

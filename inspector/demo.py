@@ -6,13 +6,8 @@ intercepted with the generated CA and redirected to the mock over TLS.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -20,42 +15,13 @@ from rich.console import Console
 from .ca import ca_cert_path
 from .samples.demo_traffic import DemoTraffic
 from .samples.mock_xero import MockXero
+from .spawn import SpawnError, free_port, start_proxy, stop_proxy, tail
 from .store import StoreError, open_db
 from .summary import render, summarize
-
-STARTUP_TIMEOUT = 60.0
 
 
 class DemoError(Exception):
     pass
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(
-    host: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = STARTUP_TIMEOUT
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DemoError(f"the proxy exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise DemoError(f"the proxy did not listen on {host}:{port} within {timeout:.0f}s:\n{_tail(log)}")
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def fresh_database(db: Path) -> None:
@@ -75,39 +41,19 @@ def run(db: Path, confdir: str, port: int | None, console: Console) -> int:
     mock = MockXero().start()
     with tempfile.TemporaryDirectory(prefix="xero-demo-") as tmp:
         log = Path(tmp) / "proxy.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "inspector",
-            "proxy",
-            "--listen",
-            f"{host}:{port}",
-            "--db",
-            str(db),
-            "--confdir",
-            confdir,
-            "--redirect",
-            mock.url,
-            "--upstream-ca",
-            str(mock.ca_path),
-        ]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-            )
+        args = ["--db", str(db), "--confdir", confdir, "--redirect", mock.url, "--upstream-ca", str(mock.ca_path)]
         try:
-            wait_listening(host, port, proc, log)
+            proc = start_proxy(args, host, port, log)
+        except SpawnError as e:
+            mock.stop()
+            raise DemoError(str(e)) from e
+        try:
             DemoTraffic(f"http://{host}:{port}", ca_cert_path(confdir), mock, console.print).run()
         finally:
             mock.stop()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # like Ctrl+C: the recorder writes what is queued
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        if proc.returncode not in (0, -signal.SIGINT):
-            raise DemoError(f"the proxy ended with {proc.returncode}:\n{_tail(log)}")
+            code = stop_proxy(proc)
+        if code not in (0, -signal.SIGINT):
+            raise DemoError(f"the proxy ended with {code}:\n{tail(log)}")
     try:
         database = open_db(db, create=False)
     except StoreError as e:

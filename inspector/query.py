@@ -9,6 +9,7 @@
     ~tenant NAME|ID organisation        ~v [RULE]       has findings (of a rule)
     ~err            a Xero error, 200 + <Status>ERROR included
     ~rl             rate limited        ~replay         a replay
+    ~marked         marked              ~comment TEXT   has a comment (containing TEXT)
     !  &  |  ( )    not, and (also by juxtaposition), or, grouping
 
 Patterns are case-insensitive; with regex characters in them they are regular expressions
@@ -156,6 +157,7 @@ _WITH_ARG: dict[str, Callable[[str], Where]] = {
     "~res": lambda v: Where("resource LIKE ? ESCAPE '\\'", (v.replace("_", "\\_").replace("%", "\\%"),)),
     "~op": lambda v: Where("operation = ?", (v,)),
     "~tenant": _tenant,
+    "~comment": lambda v: _match(("comment",), v),
 }
 _NO_ARG: dict[str, Where] = {
     "~q": Where("status IS NULL"),
@@ -164,6 +166,7 @@ _NO_ARG: dict[str, Where] = {
     "~err": Where("(outcome IN ('api-error', 'http-error') OR api_error IS NOT NULL)"),
     "~rl": Where("outcome = 'rate-limited'"),
     "~replay": Where("(source = 'replay' OR replay_of IS NOT NULL)"),
+    "~marked": Where("marked"),
     "~all": Where("1"),
 }
 FILTERS = sorted([*_WITH_ARG, *_NO_ARG, "~v"])

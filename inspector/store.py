@@ -97,7 +97,7 @@ _V1_FLOW_COLUMNS: dict[str, type] = {
     "request_headers": str,
     "response_headers": str,
 }
-FLOW_COLUMNS: dict[str, type] = {**_V1_FLOW_COLUMNS, "errors": int, "warnings": int}
+FLOW_COLUMNS: dict[str, type] = {**_V1_FLOW_COLUMNS, "errors": int, "warnings": int, "marked": int, "comment": str}
 FINDING_COLUMNS: dict[str, type] = {
     "id": int,
     "flow_id": int,
@@ -182,7 +182,20 @@ def _v2_findings(db: Database) -> None:
     db.table("flows").create_index(["errors", "started_at"])
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_findings)
+def _v3_marks(db: Database) -> None:
+    """The browser: marks and comments on flows, and a floor under new flow ids.
+
+    Ids are handed out from max(id); once the newest flows are deleted their ids would come
+    back and a replay or a comment could point at a different call. ``meta`` keeps the
+    highest id ever deleted so ids are never reused.
+    """
+    db.execute("ALTER TABLE flows ADD COLUMN marked INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE flows ADD COLUMN comment TEXT")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER)")
+    db.execute("CREATE INDEX idx_flows_marked ON flows (marked) WHERE marked")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_findings, _v3_marks)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -261,7 +274,12 @@ def open_db(
 
 
 _FLOW_FIELDS = [c for c in FLOW_COLUMNS if c != "id"]
-_FLOW_DEFAULTS: dict[str, Any] = {"errors": 0, "warnings": 0}
+_FLOW_DEFAULTS: dict[str, Any] = {"errors": 0, "warnings": 0, "marked": 0}
+# The next flow id: past every id in use and every id ever deleted (see _v3_marks).
+_NEXT_ID = (
+    "SELECT max(coalesce((SELECT max(id) FROM flows), 0), "
+    "coalesce((SELECT value FROM meta WHERE key = 'deleted_max_id'), 0)) + 1"
+)
 _INSERT_FLOW = f"INSERT INTO flows (id, {', '.join(_FLOW_FIELDS)}) VALUES (?{', ?' * len(_FLOW_FIELDS)})"
 _INSERT_BODY = "INSERT INTO bodies (flow_id, side, text, data) VALUES (?, ?, ?, ?)"
 _FINDING_FIELDS = [c for c in FINDING_COLUMNS if c not in ("id", "flow_id")]
@@ -280,7 +298,7 @@ def insert(db: Database, batch: Sequence[Ingested], seen_at: float) -> list[int]
     conn = db.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
-        first = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM flows").fetchone()[0])
+        first = int(conn.execute(_NEXT_ID).fetchone()[0])
         ids = list(range(first, first + len(batch)))
         conn.executemany(
             _INSERT_FLOW,

@@ -34,3 +34,15 @@ def test_bench_validate_smoke() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for label in ("2 KB", "200 KB"):
         assert re.search(rf"{label}\s+\d+ bytes\s+parse\s+\d+ us\s+parse\+validate\s+\d+ us", result.stdout)
+
+
+def test_bench_tui_smoke() -> None:
+    cmd = [sys.executable, "tests/bench/bench_tui.py", "--flows", "1500", "--baseline", "200"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(r"built 1,500 flows in \d+ s", out)
+    assert re.search(r"first paint \(newest rows\) ms\s+[\d.]+\s+[\d.]+", out)
+    # the filter found what the generator planted: 1,500 flows hold 115 rate-limited ones
+    assert re.search(r"filter '~c 429'\s+[\d.]+\s+[\d.]+\s+\(115 match\)", out)
+    assert re.search(r"resident memory MiB\s+[\d.]+\s+[\d.]+", out)

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from inspector.cli import main, parse_listen
-from inspector.demo import free_port
+from inspector.spawn import free_port
 
-COMMANDS = ["proxy", "ca", "mock", "demo", "validate", "report", "revalidate", "endpoints"]
+COMMANDS = ["proxy", "ca", "mock", "demo", "tui", "up", "validate", "report", "revalidate", "endpoints"]
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -118,3 +118,10 @@ def test_usage_errors_are_one_line_too(tmp_path: Path) -> None:
     one_line_error(run_cli("proxy", "--listen", "nope:port:x"), "HOST:PORT")
     one_line_error(run_cli("proxy", "--frobnicate"), "--frobnicate")
     one_line_error(run_cli("teleport"), "teleport")
+
+
+def test_tui_on_a_missing_or_foreign_file_is_one_line(tmp_path: Path) -> None:
+    one_line_error(run_cli("tui", "--db", str(tmp_path / "nope.db")), "no such database")
+    other = tmp_path / "notes.txt"
+    other.write_text("not a database")
+    one_line_error(run_cli("tui", "--db", str(other)), "not a xero-inspector database")

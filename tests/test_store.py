@@ -51,18 +51,18 @@ def test_migrations_apply_in_order_and_each_bumps_the_version(tmp_path: Path) ->
 
     def next_a(db: Database) -> None:
         seen.append("a")
-        db.table("flows").add_column("comment", str)
+        db.table("flows").add_column("note", str)
 
     def next_b(db: Database) -> None:
         seen.append("b")
-        db.execute("create index flows_comment on flows (comment)")
+        db.execute("create index flows_note on flows (note)")
 
     path = tmp_path / "flows.db"
     with open_db(path) as db:
         insert(db, [Ingest(Catalog.load())(record())], 0)
     with open_db(path, migrations=(*store.MIGRATIONS, next_a, next_b)) as db:
         assert seen == ["a", "b"] and store.schema_version(db) == SCHEMA_VERSION + 2
-        assert "comment" in db.table("flows").columns_dict and db.table("flows").count == 1
+        assert "note" in db.table("flows").columns_dict and db.table("flows").count == 1
 
 
 def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
@@ -84,9 +84,9 @@ def test_a_v1_file_with_flows_gains_findings_and_zero_counts(tmp_path: Path) -> 
     with open_db(path, migrations=store.MIGRATIONS[:1]) as db:
         db.table("flows").insert({"id": 1, **v1_row})
     with open_db(path) as db:
-        assert store.schema_version(db) == SCHEMA_VERSION == 2
-        flow = next(db.query("select errors, warnings from flows"))
-        assert flow == {"errors": 0, "warnings": 0} and db.table("findings").count == 0
+        assert store.schema_version(db) == SCHEMA_VERSION == 3
+        flow = next(db.query("select errors, warnings, marked, comment from flows"))
+        assert flow == {"errors": 0, "warnings": 0, "marked": 0, "comment": None} and db.table("findings").count == 0
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ import httpx
 from inspector.samples.mock_xero import TENANTS
 
 from inspector.ca import ensure_ca
-from inspector.demo import free_port, wait_listening
+from inspector.spawn import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,83 @@
+"""The proxy in a process of its own: started, waited for, and stopped like Ctrl+C would.
+
+The demo and `up` both run it this way, so the proxy keeps recording whatever the
+browser does, and a crash in one never takes the other down.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+class SpawnError(Exception):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_listening(
+    host: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = STARTUP_TIMEOUT
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SpawnError(f"the proxy exited with {proc.returncode}:\n{tail(log)}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SpawnError(f"the proxy did not listen on {host}:{port} within {timeout:.0f}s:\n{tail(log)}")
+
+
+def start_proxy(args: Sequence[str], host: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`xero-inspector proxy --listen host:port ARGS`, its output in ``log``; returns once it listens."""
+    cmd = [sys.executable, "-m", "inspector", "proxy", "--listen", f"{host}:{port}", *args]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,  # Ctrl+C in the browser's terminal is the browser's, not the proxy's
+        )
+    try:
+        wait_listening(host, port, proc, log)
+    except SpawnError:
+        stop_proxy(proc)
+        raise
+    return proc
+
+
+def stop_proxy(proc: subprocess.Popen[bytes]) -> int:
+    """SIGINT, like Ctrl+C: the recorder writes what is queued; then its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return int(proc.returncode)

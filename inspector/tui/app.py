@@ -1,0 +1,463 @@
+"""InspectorApp: the flow list, its filter, the detail of the selected flow, live.
+
+All SQLite work happens in thread workers that post their results back as messages
+(messages.py); the UI thread only draws. Edits (mark, comment, delete) go through
+``inspector.edits`` on a connection of their own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, Static, TabbedContent, Tabs
+
+from .. import edits, export, flows
+from ..query import FilterError
+from .detail import FlowDetail
+from .dialogs import ConfirmScreen, ExportChoice, ExportScreen, HelpScreen, TextPrompt
+from .flow_list import FlowList, header_text
+from .messages import FilterApplied, FilterFailed, FlowChosen, FlowHighlighted, Polled
+from .model import FlowQuery, Reader, RecorderStatus, data_version, max_id, recorder_status, tenant_names
+from .orgs import OrganisationsScreen
+
+POLL_S = 0.5
+FILTER_DEBOUNCE_S = 0.35
+DETAIL_DEBOUNCE_S = 0.12
+FILTER_HINT = "filter, e.g.  ~api xpm & ~v   ~err   ~tenant Demo   job.api   (? for help)"
+LIST_ACTIONS = {
+    "focus_filter",
+    "toggle_follow",
+    "mark",
+    "comment",
+    "curl",
+    "export",
+    "delete",
+    "delete_marked",
+    "pretty",
+    "organisations",
+    "maximize_detail",
+    "tab",
+    "reload",
+    "leave",
+    "goto",
+}
+PRESETS = (
+    ("Xero errors", "~err", "errors Xero reported, 200 + <Status>ERROR included"),
+    ("Schema findings", "~v", "flows with findings"),
+    ("Rate limited", "~rl", "429s"),
+    ("Marked", "~marked", "flows you marked"),
+    ("Everything", "", "clear the filter"),
+)
+
+
+class InspectorApp(App[None]):
+    TITLE = "xero-inspector"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", key_display="/"),
+        Binding("F", "toggle_follow", "Follow"),
+        Binding("m", "mark", "Mark"),
+        Binding("n", "comment", "Comment"),
+        Binding("c", "curl", "Copy curl"),
+        Binding("e", "export", "Export HAR"),
+        Binding("d", "delete", "Delete"),
+        Binding("D", "delete_marked", "Delete marked", show=False),
+        Binding("p", "pretty", "Pretty/as sent"),
+        Binding("o", "organisations", "Orgs"),
+        Binding("z", "maximize_detail", "Zoom", show=False),
+        Binding("1", "tab('request')", "Request", show=False),
+        Binding("2", "tab('response')", "Response", show=False),
+        Binding("3", "tab('findings')", "Findings", show=False),
+        Binding("4", "tab('info')", "Info", show=False),
+        Binding("ctrl+r", "reload", "Reload", show=False),
+        Binding("escape", "leave", "Back", show=False),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+    HELP_KEYS = [
+        ("↑ ↓ PgUp PgDn Home End", "move in the list (j/k, g/G too); the mouse works"),
+        ("Enter", "open the detail of the flow (Tab moves between panes)"),
+        ("1 2 3 4", "request, response, findings, info tab"),
+        ("/", "filter; Enter applies, a bad filter shows why in place"),
+        ("F", "follow: keep the newest flow selected as it arrives"),
+        ("m / n", "mark or unmark / comment the flow"),
+        ("c", "copy the request as a curl command (OSC 52 clipboard)"),
+        ("e", "export the marked (or this) flow, or every filtered flow, as HAR"),
+        ("d / D", "delete this flow / every marked flow"),
+        ("p", "body pretty-printed or as sent"),
+        ("z", "zoom the detail pane"),
+        ("o", "organisations: calls, limits left, 429s"),
+        ("Findings tab, Enter", "jump to the finding's line in the body"),
+        ("Ctrl+R", "reload rows another program changed"),
+        ("Ctrl+P", "command palette"),
+        ("q", "quit"),
+    ]
+
+    def __init__(self, db: str | Path, *, proxy: subprocess.Popen[bytes] | None = None, proxy_log: str = "") -> None:
+        super().__init__()
+        self.db_path = Path(db)
+        self.reader = Reader(self.db_path)
+        self.proxy = proxy
+        self.proxy_log = proxy_log
+        self.follow = False
+        self.max_seen = 0
+        self.filter_seq = 0
+        self.recorder: RecorderStatus | None = None
+        self._poll_conn = flows.connect(self.db_path)
+        self._count_conn = flows.connect(self.db_path)
+        self._count_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._write_conn: sqlite3.Connection | None = None
+        self._version = -1
+        self._filter_timer: Timer | None = None
+        self._detail_timer: Timer | None = None
+        self._proxy_reported = False
+        from ..query import install
+
+        install(self._count_conn)
+        install(self._poll_conn)
+
+        # Held, not queried: App.query_one searches the active screen, which is a dialog at times.
+        self.filter_input = Input(placeholder=FILTER_HINT, id="filter")
+        self.filter_error = Static(id="filter-error")
+        self.list_header = Static(id="list-header")
+        self.flows = FlowList(self.reader, id="flows")
+        self.detail = FlowDetail(self.reader, id="detail")
+        self.status = Static(id="status")
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield self.filter_input
+        yield self.filter_error
+        yield self.list_header
+        yield self.flows
+        yield self.detail
+        yield self.status
+        yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The list's actions belong to the main screen: hidden under a dialog or the orgs panel."""
+        return not (action in LIST_ACTIONS and len(self.screen_stack) > 1)
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.db_path)
+        self.list_header.update(header_text(self.size.width - 2))
+        self.flows.focus()
+        self.apply_filter("")
+        self.set_interval(POLL_S, self.poll)
+
+    def on_resize(self) -> None:
+        self.list_header.update(header_text(self.size.width - 2))
+
+    def on_unmount(self) -> None:
+        self.reader.close()
+        for c in (self._poll_conn, self._count_conn, self._write_conn):
+            if c is not None:
+                c.close()
+
+    # -- filter ---------------------------------------------------------------------------
+    def apply_filter(self, expr: str) -> None:
+        try:
+            query = FlowQuery(expr)
+        except FilterError as e:
+            self.post_message(FilterFailed(expr, str(e)))
+            return
+        self.filter_seq += 1
+        self._count_conn.interrupt()  # a count for a filter nobody wants any more
+        selected = self.flows.selected
+        self.count(self.filter_seq, query, None if self.follow or selected is None else selected.id)
+
+    @work(thread=True, exclusive=True, group="count", exit_on_error=False)
+    def count(self, seq: int, query: FlowQuery, keep: int | None) -> None:
+        with self._count_lock:
+            conn = self._count_conn
+            try:
+                top = max_id(conn)
+                total = query.count(conn, 0, top)
+                cursor = query.index_of(conn, keep) if keep is not None else None
+            except sqlite3.OperationalError as e:
+                if "interrupt" in str(e):
+                    return
+                self.post_message(FilterFailed(query.expr, f"cannot run this filter: {e}"))
+                return
+        self.post_message(FilterApplied(seq, query, total, top, cursor))
+
+    def on_filter_applied(self, message: FilterApplied) -> None:
+        if message.generation != self.filter_seq:
+            return
+        self.max_seen = message.max_id
+        self._show_filter_error(None)
+        self.flows.reset(message.query, message.total, message.cursor)
+        self._render_status()
+
+    def on_filter_failed(self, message: FilterFailed) -> None:
+        self._show_filter_error(message.error)
+
+    def _show_filter_error(self, error: str | None) -> None:
+        box = self.filter_error
+        box.update(f"✖ {error}" if error else "")
+        box.set_class(bool(error), "-shown")
+        self.filter_input.set_class(bool(error), "-bad-filter")
+
+    @on(Input.Changed, "#filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, lambda: self.apply_filter(event.value))
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self.apply_filter(event.value)
+        self.flows.focus()
+
+    def set_filter(self, expr: str) -> None:
+        self.filter_input.value = expr
+        self.apply_filter(expr)
+
+    # -- live -----------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def poll(self) -> None:
+        conn = self._poll_conn
+        version = data_version(conn)
+        if version == self._version:
+            return
+        self._version = version
+        seq, query, seen = self.filter_seq, self.flows.flow_query, self.max_seen
+        top = max_id(conn)
+        added = query.count(conn, seen, top) if top > seen else 0
+        self.post_message(Polled(seq, added, top, True, recorder_status(conn), tenant_names(conn)))
+
+    def on_polled(self, message: Polled) -> None:
+        self.recorder = message.recorder
+        if message.names != self.flows.names:
+            self.flows.names = message.names
+            self.flows.refresh()
+        if message.generation == self.filter_seq and message.max_id > self.max_seen:
+            self.max_seen = message.max_id
+            self.flows.grow(message.added)
+            if self.follow:
+                self.flows.action_last()
+        self._render_status()
+        if self.proxy is not None and self.proxy.poll() is not None and not self._proxy_reported:
+            self._proxy_reported = True
+            self.notify(f"the proxy exited ({self.proxy.returncode}); its log: {self.proxy_log}", severity="error")
+
+    def _render_status(self) -> None:
+        r = self.recorder
+        if r is None:
+            rec = "○ no recorder has written to this file yet"
+        elif r.live:
+            rec = f"● recording on {r.listen} · {r.recorded:,} recorded · {r.dropped:,} dropped"
+        else:
+            rec = f"○ recorder stopped (was {r.listen}; {r.recorded:,} recorded, {r.dropped:,} dropped)"
+        expr = self.flows.flow_query.expr
+        shown = f"{self.flows.total:,} flows" + (f" match {expr!r}" if expr else "")
+        follow = " · [b]FOLLOW[/]" if self.follow else ""
+        status = self.status
+        status.update(f"{rec} · {shown}{follow} · {self.db_path}")
+        status.set_class(bool(r and r.live), "-live")
+
+    # -- selection and detail -------------------------------------------------------------
+    def on_flow_highlighted(self, message: FlowHighlighted) -> None:
+        flows_ = self.flows
+        if self.follow and flows_.cursor < flows_.total - 1:
+            self.follow = False
+            self._render_status()
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(DETAIL_DEBOUNCE_S, lambda: self.detail.show(message.flow_id))
+
+    def on_flow_chosen(self, message: FlowChosen) -> None:
+        self.detail.query_one(Tabs).focus()
+
+    def action_tab(self, tab: str) -> None:
+        self.detail.query_one(TabbedContent).active = tab
+
+    def action_goto(self, flow_id: int) -> None:
+        self._goto(flow_id)
+
+    @work(thread=True, exclusive=True, group="goto", exit_on_error=False)
+    def _goto(self, flow_id: int) -> None:
+        with self.reader.conn() as conn:
+            index = self.flows.flow_query.index_of(conn, flow_id)
+        if index is None:
+            self.call_from_thread(self.notify, f"flow #{flow_id} is hidden by the filter", severity="warning")
+        else:
+            self.call_from_thread(self.flows.move_to, index)
+            self.call_from_thread(self.flows.focus)
+
+    # -- actions ----------------------------------------------------------------------------
+    def action_focus_filter(self) -> None:
+        self.filter_input.focus()
+
+    def action_leave(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        self.flows.focus()
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+        if self.follow:
+            self.flows.action_last()
+        self._render_status()
+
+    def action_pretty(self) -> None:
+        self.detail.toggle_pretty()
+
+    def action_maximize_detail(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+            self.flows.focus()
+        else:
+            # focus first: left on a widget the zoom hides, keys would go on typing into the filter
+            self.detail.query_one(Tabs).focus()
+            self.screen.maximize(self.detail, container=False)
+
+    def action_reload(self) -> None:
+        self.flows.forget()
+        if (row := self.flows.selected) is not None:
+            self.detail.show(row.id)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.HELP_KEYS))
+
+    def action_organisations(self) -> None:
+        self.push_screen(OrganisationsScreen(self.reader))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for title, expr, help_text in PRESETS:
+            description = f"{expr or '(none)'}: {help_text}"
+            yield SystemCommand(f"Filter: {title}", description, lambda e=expr: self.set_filter(e))
+        yield SystemCommand("Follow new flows", "keep the newest flow selected", self.action_toggle_follow)
+        yield SystemCommand("Organisations", "calls, limits left and 429s per tenant", self.action_organisations)
+        yield SystemCommand("Export as HAR", "the marked, selected or filtered flows", self.action_export)
+        yield SystemCommand("Copy as curl", "the selected request as a curl command", self.action_curl)
+
+    # -- edits (each in a worker, on the write connection) --------------------------------
+    def _writer(self) -> sqlite3.Connection:
+        if self._write_conn is None:
+            self._write_conn = flows.connect(self.db_path, readonly=False)
+        return self._write_conn
+
+    def _selected_id(self) -> int | None:
+        row = self.flows.selected
+        if row is None:
+            self.notify("no flow selected", severity="warning")
+        return row.id if row else None
+
+    def action_mark(self) -> None:
+        row = self.flows.selected
+        if row is not None:
+            self._edit("mark", [row.id], not row.marked)
+
+    def action_comment(self) -> None:
+        row = self.flows.selected
+        if row is None:
+            return
+        fid = row.id
+
+        def done(text: str | None) -> None:
+            if text is not None:
+                self._edit("comment", [fid], text)
+
+        self.push_screen(TextPrompt(f"Comment on flow #{fid}", row.comment or "", "what you found"), done)
+
+    def action_delete(self) -> None:
+        row = self.flows.selected
+        if row is None:
+            return
+        fid = row.id
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._edit("delete", [fid], None)
+
+        self.push_screen(ConfirmScreen(f"Delete flow #{fid} ({row.method} {row.path})?"), done)
+
+    @work(thread=True, group="edit", exit_on_error=False)
+    def action_delete_marked(self) -> None:
+        with self.reader.conn() as conn:
+            ids = [r[0] for r in conn.execute("SELECT id FROM flows WHERE marked ORDER BY id")]
+        if not ids:
+            self.call_from_thread(self.notify, "no marked flows", severity="warning")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._edit("delete", ids, None)
+
+        self.call_from_thread(self.push_screen, ConfirmScreen(f"Delete {len(ids)} marked flow(s)?"), done)
+
+    @work(thread=True, group="edit", exit_on_error=False)
+    def _edit(self, what: str, ids: list[int], value: object) -> None:
+        with self._write_lock:
+            conn = self._writer()
+            if what == "mark":
+                edits.set_marked(conn, ids, bool(value))
+            elif what == "comment":
+                edits.set_comment(conn, ids, str(value))
+            else:
+                n = edits.delete_flows(conn, ids)
+                self.call_from_thread(self.notify, f"deleted {n} flow(s)")
+        if what == "delete":
+            self.call_from_thread(self.apply_filter, self.flows.flow_query.expr)
+        else:
+            self.call_from_thread(self.action_reload)
+
+    # -- out: curl and HAR -------------------------------------------------------------------
+    @work(thread=True, group="out", exit_on_error=False)
+    def action_curl(self) -> None:
+        row = self.flows.selected
+        if row is None:
+            return
+        with self.reader.conn() as conn:
+            flow = flows.load(conn, row.id)
+        if flow is None:
+            return
+        command = export.curl(flow)
+        self.call_from_thread(self.copy_to_clipboard, command)
+        self.call_from_thread(self.notify, f"curl for #{row.id} copied to the clipboard:\n{command[:300]}")
+
+    @work(thread=True, group="out", exit_on_error=False)
+    def action_export(self) -> None:
+        with self.reader.conn() as conn:
+            marked = int(conn.execute("SELECT count(*) FROM flows WHERE marked").fetchone()[0])
+        row = self.flows.selected
+        selected = f"the {marked} marked flow(s)" if marked else (f"flow #{row.id}" if row else "no flow")
+        filtered = f"all {self.flows.total:,} flows the filter shows"
+        path = str(self.db_path.with_suffix(".har"))
+        query = self.flows.flow_query
+
+        def done(choice: ExportChoice | None) -> None:
+            if choice is not None:
+                self._write_har(choice, query, marked > 0, row.id if row else None)
+
+        self.call_from_thread(self.push_screen, ExportScreen(path, selected, filtered), done)
+
+    @work(thread=True, group="out", exit_on_error=False)
+    def _write_har(self, choice: ExportChoice, query: FlowQuery, marked: bool, current: int | None) -> None:
+        try:
+            with self.reader.conn() as conn, open(choice.path, "w", encoding="utf-8") as out:
+                if choice.scope == "filtered":
+                    ids: Iterable[int] = export.flow_ids(conn, query.where)
+                elif marked:
+                    ids = [r[0] for r in conn.execute("SELECT id FROM flows WHERE marked ORDER BY id")]
+                else:
+                    ids = [current] if current is not None else []
+                n = export.write_har(conn, ids, out)
+        except OSError as e:
+            self.call_from_thread(self.notify, f"cannot write {choice.path}: {e.strerror or e}", severity="error")
+            return
+        self.call_from_thread(self.notify, f"{n} flow(s) written to {choice.path}")

@@ -1,0 +1,112 @@
+"""Modal screens: help, confirmation, a line of text (comment), HAR export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.table import Table
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+
+from .. import query
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def __init__(self, bindings: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.bindings = bindings
+
+    def compose(self) -> ComposeResult:
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold cyan")
+        keys.add_column()
+        for key, description in self.bindings:
+            keys.add_row(key, description)
+        with VerticalScroll(id="help"):
+            yield Static("[b]xero-inspector[/]: keys", classes="title")
+            yield Static(keys)
+            yield Static("\n[b]Filter language[/] (type in the bar at the top; Enter applies)", classes="title")
+            yield Static(query.__doc__ or "", markup=False)
+            yield Static("[dim]Esc closes; Ctrl+P opens the command palette.[/]")
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("escape,n", "dismiss(False)", "No"), Binding("y", "dismiss(True)", "Yes")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question)
+            with Horizontal(classes="buttons"):
+                yield Button("Yes (y)", variant="error", id="yes")
+                yield Button("No (n)", id="no")
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class TextPrompt(ModalScreen[str | None]):
+    """One line of text; Enter keeps it, Esc cancels (None)."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text)
+            yield Input(self.value, placeholder=self.placeholder, id="text")
+            yield Label("[dim]Enter saves · Esc cancels[/]")
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+
+@dataclass(frozen=True)
+class ExportChoice:
+    path: str
+    scope: str  # selected | filtered
+
+
+class ExportScreen(ModalScreen[ExportChoice | None]):
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, path: str, selected: str, filtered: str) -> None:
+        super().__init__()
+        self.path = path
+        self.selected_label = selected
+        self.filtered_label = filtered
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Export as HAR 1.2")
+            with RadioSet(id="scope"):
+                yield RadioButton(self.selected_label, value=True, id="selected")
+                yield RadioButton(self.filtered_label, id="filtered")
+            yield Input(self.path, id="path")
+            yield Label("[dim]Enter exports · Esc cancels[/]")
+
+    def on_mount(self) -> None:
+        self.query_one("#path", Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        pressed = self.query_one("#scope", RadioSet).pressed_button
+        scope = pressed.id if pressed is not None and pressed.id else "selected"
+        if event.value.strip():
+            self.dismiss(ExportChoice(event.value.strip(), scope))

@@ -1,0 +1,285 @@
+"""The flow list: a virtual list over SQLite that only ever holds the pages on screen.
+
+Rows are drawn with the Line API; a row not yet read shows as a dim placeholder while a
+worker reads its page. Pages next to a loaded page are read by keyset; a jump (End, a
+drag of the scrollbar) reads by OFFSET once and keysets from there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from rich.segment import Segment
+from rich.text import Text
+from textual import events, work
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from .messages import FlowChosen, FlowHighlighted, PageLoaded
+from .model import FlowQuery, FlowRow, Reader
+
+PAGE = 100
+MAX_PAGES = 30  # 3,000 rows in memory at most, whatever the database holds
+OUTCOME_STYLE = {
+    "ok": "green",
+    "api-error": "bold red",
+    "http-error": "red",
+    "rate-limited": "bold magenta",
+    "transport-error": "bold bright_red",
+}
+# (title, width); the resource column takes what is left.
+COLUMNS = (
+    ("", 2),
+    ("TIME", 12),
+    ("ORGANISATION", 18),
+    ("API", 14),
+    ("METHOD", 6),
+    ("RESOURCE/OP", 0),
+    ("CODE", 4),
+    ("OUTCOME", 15),
+    ("FINDINGS", 8),
+    ("TIME(ms)", 8),
+    ("SIZE", 7),
+)
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n}{unit}" if unit == "B" else f"{n:.0f}{unit}" if n >= 10 else f"{n:.1f}{unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def resource_label(row: FlowRow) -> str:
+    if row.resource:
+        return f"{row.resource}/{row.operation}" if row.operation else row.resource
+    return f"{row.host or ''}{row.path or ''}"
+
+
+def _cell(text: str, width: int) -> str:
+    return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
+
+
+def header_text(width: int) -> Text:
+    flex = _flex(width)
+    return Text(" ".join(_cell(t, w or flex) for t, w in COLUMNS), style="bold")
+
+
+def _flex(width: int) -> int:
+    fixed = sum(w for _, w in COLUMNS) + len(COLUMNS) - 1
+    return max(12, width - fixed)
+
+
+def row_text(row: FlowRow, names: dict[str, str], width: int) -> Text:
+    flex = _flex(width)
+    org = names.get(row.tenant_id or "", "") or (row.tenant_id or "-")
+    findings = []
+    if row.errors:
+        findings.append((f"{row.errors}E", "bold red"))
+    if row.warnings:
+        findings.append((f"{row.warnings}W", "yellow"))
+    flag = ("●" if row.marked else " ") + ("✎" if row.comment else "↻" if row.replay_of else " ")
+    style = OUTCOME_STYLE.get(row.outcome, "")
+    parts: list[tuple[str, str]] = [
+        (flag, "bold magenta"),
+        (
+            _cell(
+                time.strftime("%H:%M:%S", time.localtime(row.started_at)) + f".{int(row.started_at * 1000) % 1000:03d}",
+                12,
+            ),
+            "dim",
+        ),
+        (_cell(org, 18), "cyan"),
+        (_cell(row.family or "-", 14), ""),
+        (_cell(row.method, 6), "bold"),
+        (_cell(resource_label(row), flex), ""),
+        (_cell(str(row.status) if row.status is not None else "---", 4), style),
+        (_cell(row.outcome, 15), style),
+    ]
+    text = Text()
+    for value, st in parts:
+        text.append(value, st)
+        text.append(" ")
+    shown = " ".join(f for f, _ in findings)
+    for j, (f, st) in enumerate(findings):
+        text.append(f, st)
+        if j < len(findings) - 1:
+            text.append(" ")
+    text.append(" " * (8 - len(shown)) + " ")
+    dur = f"{row.duration_ms:.0f}" if row.duration_ms is not None else "-"
+    text.append(dur.rjust(8) + " ", "dim")
+    text.append(human_size(row.response_size).rjust(7), "dim")
+    return text
+
+
+class FlowList(ScrollView, can_focus=True):
+    """Every flow the filter matches, in arrival order; ``cursor`` is the selected position."""
+
+    COMPONENT_CLASSES = {"flow-list--cursor", "flow-list--placeholder"}
+    BINDINGS = [
+        Binding("up,k", "move(-1)", "Up", show=False),
+        Binding("down,j", "move(1)", "Down", show=False),
+        Binding("pageup", "move_page(-1)", "Page up", show=False),
+        Binding("pagedown,space", "move_page(1)", "Page down", show=False),
+        Binding("home,g", "first", "First", show=False),
+        Binding("end,G", "last", "Last", show=False),
+        Binding("enter", "choose", "Detail"),
+    ]
+    cursor: reactive[int] = reactive(-1, always_update=True, init=False)
+
+    def __init__(self, reader: Reader, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.reader = reader
+        self.flow_query = FlowQuery("")
+        self.total = 0
+        self.generation = 0
+        self.names: dict[str, str] = {}
+        self.pages: OrderedDict[int, list[FlowRow]] = OrderedDict()
+        self.pending: set[int] = set()
+        self._highlighted: int | None = None
+
+    # -- data -------------------------------------------------------------------------
+    def reset(self, query: FlowQuery, total: int, cursor: int | None) -> None:
+        """Start over: a new filter, or rows deleted."""
+        self.generation += 1
+        self.flow_query = query
+        self.total = total
+        self.pages.clear()
+        self.pending.clear()
+        self.virtual_size = Size(0, total)
+        self.cursor = (total - 1) if cursor is None else min(cursor, total - 1)
+        self._show_cursor()
+        self.refresh()
+
+    def grow(self, added: int) -> None:
+        """Rows arrived at the end; the last page may have been partial."""
+        if added <= 0:
+            return
+        self.pages.pop((self.total - 1) // PAGE if self.total else 0, None)
+        self.total += added
+        self.virtual_size = Size(0, self.total)
+        self.refresh()
+
+    def forget(self) -> None:
+        """Rows changed in place (marked, revalidated): read the pages on screen again."""
+        self.pages.clear()
+        self.refresh()
+
+    def row_at(self, index: int) -> FlowRow | None:
+        rows = self.pages.get(index // PAGE)
+        if rows is None or index % PAGE >= len(rows):
+            return None
+        return rows[index % PAGE]
+
+    @property
+    def selected(self) -> FlowRow | None:
+        return self.row_at(self.cursor) if self.cursor >= 0 else None
+
+    def _want(self, page: int) -> None:
+        if page not in self.pages and page not in self.pending and 0 <= page * PAGE < max(self.total, 1):
+            self.pending.add(page)
+            self.load_page(page, self.generation)
+
+    @work(thread=True, group="pages", exit_on_error=False)
+    def load_page(self, page: int, generation: int) -> None:
+        before, after = self.pages.get(page - 1), self.pages.get(page + 1)
+        with self.reader.conn() as conn:
+            if before and len(before) == PAGE:
+                rows = self.flow_query.after(conn, before[-1].id, PAGE)
+            elif after:
+                rows = self.flow_query.before(conn, after[0].id, PAGE)
+            elif (page + 1) * PAGE >= self.total:  # the end: newest first is an index walk back
+                rows = self.flow_query.last(conn, self.total - page * PAGE)
+            else:
+                rows = self.flow_query.at(conn, page * PAGE, PAGE)
+        self.post_message(PageLoaded(generation, page, rows))
+
+    def on_page_loaded(self, message: PageLoaded) -> None:
+        message.stop()
+        if message.generation != self.generation:
+            return
+        self.pending.discard(message.page)
+        self.pages[message.page] = message.rows
+        self.pages.move_to_end(message.page)
+        while len(self.pages) > MAX_PAGES:
+            self.pages.popitem(last=False)
+        self.refresh()
+        self._announce()
+
+    # -- drawing ----------------------------------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.scrollable_content_region.width
+        if index >= self.total:
+            return Strip.blank(width)
+        row = self.row_at(index)
+        if row is None:
+            self._want(index // PAGE)
+            style = self.get_component_rich_style("flow-list--placeholder")
+            return Strip([Segment(" …", style)]).extend_cell_length(width, style)
+        self.pages.move_to_end(index // PAGE)
+        text = row_text(row, self.names, width)
+        base = self.rich_style
+        if index == self.cursor:
+            base = base + self.get_component_rich_style("flow-list--cursor")
+        segments = [Segment(s.text, base + s.style if s.style else base) for s in text.render(self.app.console)]
+        return Strip(segments).crop_extend(scroll_x, scroll_x + width, base)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(0, self.total)
+
+    # -- moving -----------------------------------------------------------------------
+    def watch_cursor(self, old: int, new: int) -> None:
+        self.refresh()
+        self._announce()
+
+    def _announce(self) -> None:
+        row = self.selected
+        fid = row.id if row else None
+        if fid != self._highlighted and (row is not None or self.total == 0):
+            self._highlighted = fid
+            self.post_message(FlowHighlighted(fid))
+
+    def _show_cursor(self) -> None:
+        height = max(1, self.scrollable_content_region.height)
+        top = int(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, force=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, force=True)
+
+    def move_to(self, index: int) -> None:
+        if self.total:
+            self.cursor = max(0, min(self.total - 1, index))
+            self._show_cursor()
+
+    def action_move(self, delta: int) -> None:
+        self.move_to(self.cursor + delta)
+
+    def action_move_page(self, pages: int) -> None:
+        self.move_to(self.cursor + pages * max(1, self.scrollable_content_region.height - 1))
+
+    def action_first(self) -> None:
+        self.move_to(0)
+
+    def action_last(self) -> None:
+        self.move_to(self.total - 1)
+
+    def action_choose(self) -> None:
+        if (row := self.selected) is not None:
+            self.post_message(FlowChosen(row.id))
+
+    def on_click(self, event: events.Click) -> None:
+        index = int(self.scroll_y) + event.y
+        if 0 <= index < self.total:
+            self.move_to(index)
+            if event.chain >= 2:
+                self.action_choose()

@@ -1,0 +1,87 @@
+"""The Info tab: timing, organisation, token facts, rate limits and replays of one flow."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.markup import escape
+
+from ..flows import StoredFlow
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+
+
+def _relative(seconds: float) -> str:
+    s = abs(int(seconds))
+    text = f"{s // 3600}h {s % 3600 // 60}m" if s >= 3600 else f"{s // 60}m {s % 60}s" if s >= 60 else f"{s}s"
+    return text
+
+
+def token_text(row: dict[str, Any]) -> str:
+    exp = row["token_exp"]
+    if exp is None:
+        return "no bearer token (or not a JWT)"
+    left = exp - row["started_at"]
+    state = (
+        f"[green]valid for {_relative(left)} more[/]"
+        if left > 0
+        else f"[bold red]expired {_relative(left)} before this request[/]"
+    )
+    return f"expires {_when(exp)}: {state}"
+
+
+def render(flow: StoredFlow) -> str:
+    """Console markup; replay ids are links that select that flow."""
+    r = flow.row
+    org = escape(flow.tenant_name or "") or "[dim]unknown name[/]"
+    lines = [
+        "[b]Timing[/]",
+        f"  started   {_when(r['started_at'])}",
+        f"  ended     {_when(r['ended_at'])}",
+        f"  duration  {r['duration_ms']:.1f} ms" if r["duration_ms"] is not None else "  duration  -",
+        "",
+        "[b]Organisation[/]",
+        f"  {org}  [dim]{escape(r['tenant_id'] or 'no tenant')}[/]",
+        "",
+        "[b]Call[/]",
+        f"  {escape(r['family'] or '-')}  {escape(r['resource'] or '-')}/{escape(r['operation'] or '-')}",
+        f"  endpoint  {escape(r['endpoint'] or '-')}",
+        f"  outcome   {escape(r['outcome'])}  status {r['status'] if r['status'] is not None else '-'}",
+        f"  Xero      {escape(r['api_status'] or '-')}  {escape(r['api_error'] or '')}",
+        f"  correlation id  {escape(r['correlation_id'] or '-')}",
+        "",
+        "[b]Token[/]",
+        f"  {token_text(r)}",
+        f"  scopes    {escape(r['token_scopes'] or '-')}",
+        f"  client    {escape(r['token_client_id'] or '-')}",
+        "",
+        "[b]Rate limits (remaining)[/]",
+        f"  minute {_num(r['rl_minute_remaining'])}  day {_num(r['rl_day_remaining'])}  "
+        f"app minute {_num(r['rl_app_minute_remaining'])}  retry after {_num(r['retry_after'])}",
+        "",
+        "[b]Connection[/]",
+        f"  client {escape(r['client_addr'] or '-')}  server {escape(r['server_addr'] or '-')}  TLS {bool(r['tls'])}",
+        f"  {r['redactions'] or 0} secret(s) redacted before storing",
+    ]
+    if r["error"]:
+        lines.append(f"  [bold red]transport error[/] {escape(r['error'])}")
+    lines += ["", "[b]Replays[/]"]
+    if r["replay_of"]:
+        lines.append(f"  this is a replay of [@click=app.goto({r['replay_of']})]#{r['replay_of']}[/]")
+    if flow.replays:
+        links = " ".join(f"[@click=app.goto({i})]#{i}[/]" for i in flow.replays)
+        lines.append(f"  replayed as {links}")
+    if not r["replay_of"] and not flow.replays:
+        lines.append("  [dim]none[/]")
+    if r["comment"]:
+        lines += ["", "[b]Comment[/]", f"  {escape(r['comment'])}"]
+    return "\n".join(lines)
+
+
+def _num(v: int | None) -> str:
+    return "-" if v is None else f"{v:,}"

@@ -1,0 +1,65 @@
+"""Messages the browser's workers and widgets post: results come back as data, never as calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from ..flows import StoredFlow
+from .document import Document
+from .model import FlowQuery, FlowRow, RecorderStatus
+
+
+@dataclass
+class PageLoaded(Message):
+    generation: int
+    page: int
+    rows: list[FlowRow]
+
+
+@dataclass
+class FilterApplied(Message):
+    """A filter was counted: the list starts over with it."""
+
+    generation: int
+    query: FlowQuery
+    total: int
+    max_id: int
+    cursor: int | None  # where the previously selected flow now is, if it is still shown
+
+
+@dataclass
+class FilterFailed(Message):
+    expr: str
+    error: str
+
+
+@dataclass
+class Polled(Message):
+    """What changed in the file since the last poll (another process records into it)."""
+
+    generation: int
+    added: int
+    max_id: int
+    changed: bool
+    recorder: RecorderStatus | None
+    names: dict[str, str]
+
+
+@dataclass
+class DetailLoaded(Message):
+    flow: StoredFlow
+    request: Document
+    response: Document
+    pretty: bool | None
+
+
+@dataclass
+class FlowHighlighted(Message):
+    flow_id: int | None
+
+
+@dataclass
+class FlowChosen(Message):
+    flow_id: int

@@ -1,0 +1,231 @@
+"""The browser as a user drives it: a real Textual app, headless, over a real store built
+through the real ingest. Assertions are on state and on the messages the app posts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from inspector.samples.traffic import Traffic, fill
+from textual.message import Message
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList, Sparkline, Static, TabbedContent
+
+from inspector import flows
+from inspector.store import open_db
+from inspector.tui.app import InspectorApp
+from inspector.tui.code_view import CodeView
+from inspector.tui.dialogs import ConfirmScreen, ExportScreen, TextPrompt
+from inspector.tui.messages import FilterApplied, FlowHighlighted, PageLoaded, Polled
+from inspector.tui.orgs import OrganisationsScreen
+from tests.helpers import WAIT
+
+SIZE = (160, 45)
+FLOWS = 130
+pytestmark = pytest.mark.anyio  # anyio's pytest plugin comes with httpx; Textual runs on asyncio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tui") / "flows.db"
+    with open_db(path) as db:
+        fill(db, FLOWS)
+    return path
+
+
+@pytest.fixture
+def db(recorded: Path, tmp_path: Path) -> Path:
+    """A private copy: tests mark, comment and delete."""
+    path = tmp_path / "flows.db"
+    shutil.copy(recorded, path)
+    return path
+
+
+async def until(pilot: Pilot, condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "the app never got there"
+        await pilot.pause(0.05)
+
+
+def sql(path: Path, query: str, *params: object) -> list[tuple]:
+    with flows.connect(path) as conn:
+        return [tuple(r) for r in conn.execute(query, params)]
+
+
+async def settled(pilot: Pilot, app: InspectorApp) -> None:
+    await until(pilot, lambda: app.flows.selected is not None and app.detail.flow is not None)
+    await until(pilot, lambda: app.detail.flow is not None and app.detail.flow.id == app.flows.selected.id)  # type: ignore[union-attr]
+
+
+async def test_opens_on_the_newest_flow_with_its_detail(db: Path) -> None:
+    messages: list[Message] = []
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settled(pilot, app)
+        newest = sql(db, "SELECT max(id) FROM flows")[0][0]
+        assert app.flows.total == FLOWS and app.flows.cursor == FLOWS - 1
+        assert app.flows.selected is not None and app.flows.selected.id == newest
+        assert any(isinstance(m, FlowHighlighted) and m.flow_id == newest for m in messages)
+        # only the pages on screen were read, never the whole table
+        loaded = sum(len(m.rows) for m in messages if isinstance(m, PageLoaded))
+        assert 0 < loaded < FLOWS
+        status = str(app.query_one("#status", Static).render())
+        assert f"{FLOWS:,} flows" in status and "no recorder" in status
+
+
+async def test_filter_narrows_the_list_and_a_bad_filter_is_shown_in_place(db: Path) -> None:
+    messages: list[Message] = []
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settled(pilot, app)
+        await pilot.press("slash")
+        await pilot.press(*"~c 400 & ~api accounting")
+        await pilot.press("enter")
+        expected = sql(db, "SELECT count(*) FROM flows WHERE status = 400 AND family LIKE 'accounting-%'")[0][0]
+        await until(pilot, lambda: app.flows.flow_query.expr == "~c 400 & ~api accounting")
+        assert app.flows.total == expected == 10
+        assert any(isinstance(m, FilterApplied) and m.total == expected for m in messages)
+        await until(pilot, lambda: app.flows.selected is not None)
+        assert app.flows.selected.status == 400  # type: ignore[union-attr]
+
+        app.query_one("#filter", Input).value = ""
+        await pilot.press("slash", *"~c 400 & (~bogus", "enter")
+        error = app.query_one("#filter-error", Static)
+        await until(pilot, lambda: error.has_class("-shown"))
+        assert "unknown filter ~bogus" in str(error.render())
+        assert app.query_one("#filter", Input).has_class("-bad-filter")
+        assert app.flows.total == expected  # the list keeps the last good filter
+
+        app.query_one("#filter", Input).value = ""
+        await pilot.press("slash", *"~bq ClientId", "enter")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~bq ClientId")
+        assert not error.has_class("-shown")
+        # full-text search, case-insensitive like every pattern: <ClientID> and the <ClientId> typo
+        having = sql(db, "SELECT count(*) FROM bodies WHERE side = 'request' AND text LIKE '%clientid%'")[0][0]
+        assert app.flows.total == having == 20
+
+
+async def test_choosing_a_finding_jumps_to_its_line(db: Path) -> None:
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        app.set_filter("~v unknown-element")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~v unknown-element")
+        await settled(pilot, app)
+        await pilot.press("3")
+        tabs = app.query_one(TabbedContent)
+        assert tabs.active == "findings"
+        findings = app.query_one("#findings-list", OptionList)
+        found = app.detail.flow.findings  # type: ignore[union-attr]
+        await until(pilot, lambda: findings.option_count == len(found) >= 3)
+        typo = [f["rule"] for f in found].index("unknown-element")
+        findings.focus()
+        findings.highlighted = typo
+        await pilot.press("enter")
+        await until(pilot, lambda: tabs.active == "request")
+        view = app.query_one("#request-view", CodeView)
+        assert view.highlight is not None
+        shown = view.document.lines[view.highlight].plain
+        assert shown.startswith("3 │") and "<ClientId>24097642</ClientId>" in shown
+        assert "unknown-element" in view.document.lines[view.highlight + 1].plain
+        assert app.query_one("#xero-error", Static).display
+        assert "Invalid client identifier" in str(app.query_one("#xero-error", Static).render())
+
+
+async def test_new_flows_arrive_live_and_follow_keeps_the_newest_selected(db: Path) -> None:
+    messages: list[Message] = []
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settled(pilot, app)
+        await pilot.press("home")
+        await pilot.press("F")
+        assert app.follow and app.flows.cursor == FLOWS - 1
+        with open_db(db) as other:  # another process's connection, as the proxy's would be
+            ids = fill(other, 13, Traffic(start=1_790_100_000.0))
+        await until(pilot, lambda: app.flows.total == FLOWS + 13)
+        await until(pilot, lambda: app.flows.selected is not None and app.flows.selected.id == ids[-1])
+        assert any(isinstance(m, Polled) and m.added == 13 for m in messages)
+        await pilot.press("up")  # moving away from the newest ends follow, like less +F
+        assert not app.follow
+
+
+async def test_mark_comment_and_delete(db: Path) -> None:
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, app)
+        fid = app.flows.selected.id  # type: ignore[union-attr]
+        await pilot.press("m")
+        await until(pilot, lambda: sql(db, "SELECT marked FROM flows WHERE id = ?", fid) == [(1,)])
+        await until(pilot, lambda: app.flows.selected is not None and app.flows.selected.marked == 1)
+
+        await pilot.press("n")
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press(*"refused: mock down", "enter")
+        await until(pilot, lambda: sql(db, "SELECT comment FROM flows WHERE id = ?", fid) == [("refused: mock down",)])
+
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: app.flows.total == FLOWS - 1)
+        assert sql(db, "SELECT count(*) FROM flows WHERE id = ?", fid) == [(0,)]
+        await until(pilot, lambda: app.flows.selected is not None and app.flows.selected.id != fid)
+
+
+async def test_export_har_and_copy_curl(db: Path, tmp_path: Path) -> None:
+    app = InspectorApp(db)
+    target = tmp_path / "out.har"
+    async with app.run_test(size=SIZE) as pilot:
+        app.set_filter("~api xpm-3.0 & ~op add")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~api xpm-3.0 & ~op add")
+        await settled(pilot, app)
+        await pilot.press("c")
+        await until(pilot, lambda: "curl -X POST" in app.clipboard)
+        assert "$XERO_ACCESS_TOKEN" in app.clipboard
+
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen))
+        app.screen.query_one("#filtered").value = True
+        path = app.screen.query_one("#path", Input)
+        path.value = str(target)
+        await pilot.press("enter")
+        await until(pilot, target.exists)
+        await until(pilot, lambda: target.read_text().endswith("]}}\n"))
+    entries = json.loads(target.read_text())["log"]["entries"]
+    assert len(entries) == app.flows.total == 20
+    assert {e["request"]["url"] for e in entries} == {"https://api.xero.com/practicemanager/3.0/job.api/add"}
+
+
+async def test_organisations_panel(db: Path) -> None:
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, app)
+        await pilot.press("o")
+        assert isinstance(app.screen, OrganisationsScreen)
+        await until(pilot, lambda: len(app.screen.query(Sparkline)) == 2)
+        text = " ".join(str(s.render()) for s in app.screen.query(".org-text"))
+        limited = sql(db, "SELECT count(*) FROM flows WHERE status = 429")[0][0]
+        assert "Demo Practice Ltd" in text and "Demo Company (NZ)" in text and f"{limited} × 429" in text
+        lines = [s.data for s in app.screen.query(Sparkline)]
+        assert all(len(d) > 10 for d in lines)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, OrganisationsScreen)
+
+
+async def test_help_and_palette_commands(db: Path) -> None:
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, app)
+        await pilot.press("question_mark")
+        assert "~tenant NAME|ID" in " ".join(str(s.render()) for s in app.screen.query(Static))
+        await pilot.press("escape")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Filter: Xero errors" in titles and "Export as HAR" in titles
