@@ -39,7 +39,7 @@ def test_keyset_pages_walk_the_same_rows_as_one_query(store: Path, expr: str, wh
         while page:
             forward += [r.id for r in page]
             page = q.after(conn, page[-1].id, 50)
-        backward, page = [], q.last(conn, 50)
+        backward, page = [], q.last(conn, 50, 10**9)
         while page:
             backward = [r.id for r in page] + backward
             page = q.before(conn, page[0].id, 50)
@@ -49,10 +49,11 @@ def test_keyset_pages_walk_the_same_rows_as_one_query(store: Path, expr: str, wh
         assert q.index_of(conn, expected[middle]) == middle
 
 
-def test_count_is_bounded_both_ways(store: Path) -> None:
+def test_count_and_last_page_are_bounded_by_what_was_counted(store: Path) -> None:
     ids = all_ids(store)
     with Reader(store).conn() as conn:
         assert FlowQuery("").count(conn, ids[9], ids[19]) == 10
+        assert [r.id for r in FlowQuery("").last(conn, 3, ids[19])] == ids[17:20]
 
 
 def test_index_of_a_flow_the_filter_hides_is_none(store: Path) -> None:

@@ -196,7 +196,7 @@ class InspectorApp(App[None]):
             return
         self.max_seen = message.max_id
         self._show_filter_error(None)
-        self.flows.reset(message.query, message.total, message.cursor)
+        self.flows.reset(message.query, message.total, message.max_id, message.cursor)
         self._render_status()
 
     def on_filter_failed(self, message: FilterFailed) -> None:
@@ -245,7 +245,7 @@ class InspectorApp(App[None]):
             self.flows.refresh()
         if message.generation == self.filter_seq and message.max_id > self.max_seen:
             self.max_seen = message.max_id
-            self.flows.grow(message.added)
+            self.flows.grow(message.added, message.max_id)
             if self.follow:
                 self.flows.action_last()
         self._render_status()

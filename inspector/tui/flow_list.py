@@ -139,6 +139,7 @@ class FlowList(ScrollView, can_focus=True):
         self.reader = reader
         self.flow_query = FlowQuery("")
         self.total = 0
+        self.upto = 0  # the highest flow id counted into total
         self.generation = 0
         self.names: dict[str, str] = {}
         self.pages: OrderedDict[int, list[FlowRow]] = OrderedDict()
@@ -146,11 +147,12 @@ class FlowList(ScrollView, can_focus=True):
         self._highlighted: int | None = None
 
     # -- data -------------------------------------------------------------------------
-    def reset(self, query: FlowQuery, total: int, cursor: int | None) -> None:
+    def reset(self, query: FlowQuery, total: int, upto: int, cursor: int | None) -> None:
         """Start over: a new filter, or rows deleted."""
         self.generation += 1
         self.flow_query = query
         self.total = total
+        self.upto = upto
         self.pages.clear()
         self.pending.clear()
         self.virtual_size = Size(0, total)
@@ -158,8 +160,9 @@ class FlowList(ScrollView, can_focus=True):
         self._show_cursor()
         self.refresh()
 
-    def grow(self, added: int) -> None:
+    def grow(self, added: int, upto: int) -> None:
         """Rows arrived at the end; the last page may have been partial."""
+        self.upto = upto
         if added <= 0:
             return
         self.pages.pop((self.total - 1) // PAGE if self.total else 0, None)
@@ -196,7 +199,7 @@ class FlowList(ScrollView, can_focus=True):
             elif after:
                 rows = self.flow_query.before(conn, after[0].id, PAGE)
             elif (page + 1) * PAGE >= self.total:  # the end: newest first is an index walk back
-                rows = self.flow_query.last(conn, self.total - page * PAGE)
+                rows = self.flow_query.last(conn, self.total - page * PAGE, self.upto)
             else:
                 rows = self.flow_query.at(conn, page * PAGE, PAGE)
         self.post_message(PageLoaded(generation, page, rows))

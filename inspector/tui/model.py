@@ -146,8 +146,9 @@ class FlowQuery:
         sql = self._sql("", "ASC", limit) + f" OFFSET {max(0, offset)}"
         return _rows(conn.execute(sql, self.where.params))
 
-    def last(self, conn: sqlite3.Connection, limit: int) -> list[FlowRow]:
-        return _rows(conn.execute(self._sql("", "DESC", limit), self.where.params))[::-1]
+    def last(self, conn: sqlite3.Connection, limit: int, upto_id: int) -> list[FlowRow]:
+        """The newest rows up to ``upto_id``: rows recorded since the list was counted come in by grow()."""
+        return _rows(conn.execute(self._sql(" AND id <= ?", "DESC", limit), (*self.where.params, upto_id)))[::-1]
 
     def index_of(self, conn: sqlite3.Connection, flow_id: int) -> int | None:
         """The position of a flow in this list, or None when the filter excludes it."""
