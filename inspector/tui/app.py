@@ -118,6 +118,7 @@ class InspectorApp(App[None]):
         self._write_lock = threading.Lock()
         self._write_conn: sqlite3.Connection | None = None
         self._version = -1
+        self._requested = ""
         self._filter_timer: Timer | None = None
         self._detail_timer: Timer | None = None
         self._proxy_reported = False
@@ -166,6 +167,7 @@ class InspectorApp(App[None]):
 
     # -- filter ---------------------------------------------------------------------------
     def apply_filter(self, expr: str) -> None:
+        self._requested = expr.strip()
         try:
             query = FlowQuery(expr)
         except FilterError as e:
@@ -210,6 +212,8 @@ class InspectorApp(App[None]):
 
     @on(Input.Changed, "#filter")
     def _filter_typed(self, event: Input.Changed) -> None:
+        if event.value.strip() == self._requested:  # set_filter already applied it
+            return
         if self._filter_timer is not None:
             self._filter_timer.stop()
         self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, lambda: self.apply_filter(event.value))
@@ -351,12 +355,6 @@ class InspectorApp(App[None]):
             self._write_conn = flows.connect(self.db_path, readonly=False)
         return self._write_conn
 
-    def _selected_id(self) -> int | None:
-        row = self.flows.selected
-        if row is None:
-            self.notify("no flow selected", severity="warning")
-        return row.id if row else None
-
     def action_mark(self) -> None:
         row = self.flows.selected
         if row is not None:
@@ -421,6 +419,7 @@ class InspectorApp(App[None]):
     def action_curl(self) -> None:
         row = self.flows.selected
         if row is None:
+            self.call_from_thread(self.notify, "no flow selected", severity="warning")
             return
         with self.reader.conn() as conn:
             flow = flows.load(conn, row.id)
