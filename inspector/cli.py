@@ -106,36 +106,50 @@ def main() -> None:
     """
 
 
+def _recording_options(fn: F) -> F:
+    """What `proxy` and `up` share: where to listen, what to record into, and how."""
+    options = [
+        click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Address the proxy listens on."),
+        click.option(
+            "--db",
+            default=DEFAULT_DB,
+            show_default=True,
+            type=click.Path(dir_okay=False),
+            help="SQLite file to record into.",
+        ),
+        click.option(
+            "--redirect",
+            default="",
+            metavar="URL",
+            help="Send intercepted Xero requests here (a sandbox, the mock); the record keeps the Xero URL.",
+        ),
+        click.option(
+            "--upstream-ca",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Trust this CA for the upstream (the mock's mock-xero-ca.pem).",
+        ),
+        click.option("--confdir", default=DEFAULT_CONFDIR, show_default=True, help="Where mitmproxy keeps its CA."),
+        click.option("--keep-secrets", is_flag=True, help="Store tokens and keys as they are (default: fingerprints)."),
+        click.option(
+            "--catalog",
+            "catalogs",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False),
+            help="Extra endpoint catalog (TOML); repeatable.",
+        ),
+    ]
+    for option in reversed(options):  # click lists options in the order they are applied, last first
+        fn = option(fn)
+    return fn
+
+
 @main.command()
-@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Address the proxy listens on.")
-@click.option(
-    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help="SQLite file to record into."
-)
+@_recording_options
 @click.option(
     "--mode", default="regular", show_default=True, help="mitmproxy mode: regular, or reverse:https://api.xero.com."
 )
-@click.option(
-    "--redirect",
-    default="",
-    metavar="URL",
-    help="Send intercepted Xero requests here (a sandbox, the mock); the record keeps the Xero URL.",
-)
-@click.option(
-    "--upstream-ca",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Trust this CA for the upstream (the mock's mock-xero-ca.pem).",
-)
-@click.option("--confdir", default=DEFAULT_CONFDIR, show_default=True, help="Where mitmproxy keeps its CA.")
 @click.option("--ssl-insecure", is_flag=True, help="Do not verify the upstream's certificate.")
-@click.option("--keep-secrets", is_flag=True, help="Store tokens and keys as they are (default: fingerprints).")
 @click.option("--no-validate", is_flag=True, help="Record without checking bodies against the schemas.")
-@click.option(
-    "--catalog",
-    "catalogs",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Extra endpoint catalog (TOML); repeatable.",
-)
 @click.option(
     "--hosts", multiple=True, metavar="REGEX", help="Extra hosts to treat as Xero (a company gateway); repeatable."
 )
@@ -165,15 +179,13 @@ def proxy(
     Example: xero-inspector proxy --db flows.db
     """
     from . import proxy as proxy_mod
+    from .spawn import check_port
 
     host, port = parse_listen(listen, 8080)
     # A broken catalog or a database that is not ours is refused by the addons' configure
     # (one line, exit 2), the same check mitmdump users get; only the port is checked here,
-    # because mitmproxy reports a taken port over several lines.
-    try:
-        proxy_mod.check_port(host, port)
-    except proxy_mod.PortInUse as e:
-        raise UserError(str(e)) from e
+    # because mitmproxy reports a taken port over several lines (PortInUse is one line).
+    check_port(host, port)
     if not is_loopback(host):
         click.echo(
             f"warning: listening on {host}: anyone who can reach it can use this proxy and see your traffic", err=True
@@ -327,21 +339,7 @@ def tui(db: str) -> None:
 
 
 @main.command()
-@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Address the proxy listens on.")
-@click.option(
-    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help="SQLite file to record into."
-)
-@click.option("--redirect", default="", metavar="URL", help="Send intercepted Xero requests here (a sandbox, a mock).")
-@click.option("--upstream-ca", type=click.Path(exists=True, dir_okay=False), help="Trust this CA for the upstream.")
-@click.option("--confdir", default=DEFAULT_CONFDIR, show_default=True, help="Where mitmproxy keeps its CA.")
-@click.option("--keep-secrets", is_flag=True, help="Store tokens and keys as they are (default: fingerprints).")
-@click.option(
-    "--catalog",
-    "catalogs",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Extra endpoint catalog (TOML); repeatable.",
-)
+@_recording_options
 @user_errors
 def up(
     listen: str,
@@ -359,17 +357,11 @@ def up(
 
     Example: xero-inspector up --db flows.db
     """
-    from . import proxy as proxy_mod
     from . import spawn
-    from .up import running_recorder
+    from .tui.app import InspectorApp
     from .up import up as run_up
 
     host, port = parse_listen(listen, 8080)
-    if running_recorder(db) is None:
-        try:
-            proxy_mod.check_port(host, port)
-        except proxy_mod.PortInUse as e:
-            raise UserError(str(e)) from e
     args = ["--confdir", confdir]
     args += ["--redirect", redirect] if redirect else []
     args += ["--upstream-ca", upstream_ca] if upstream_ca else []
@@ -378,7 +370,7 @@ def up(
         args += ["--catalog", c]
 
     def browse(proc: Any, log: str) -> None:
-        _browse(db, proxy=proc, proxy_log=log)
+        InspectorApp(db, proxy=proc, proxy_log=log).run()  # up has opened and migrated the file
 
     try:
         run_up(db, host, port, args, browse, lambda line: click.echo(line, err=True))

@@ -21,25 +21,23 @@ def _in(ids: Sequence[int]) -> str:
     return "(" + ", ".join("?" * len(ids)) + ")"
 
 
-def set_marked(conn: sqlite3.Connection, ids: Sequence[int], marked: bool) -> int:
-    """Mark or unmark flows; the number changed."""
+def _set(conn: sqlite3.Connection, column: str, value: object, ids: Sequence[int]) -> int:
     changed = 0
     with conn:
         for part in _chunks(ids):
-            cur = conn.execute(f"UPDATE flows SET marked = ? WHERE id IN {_in(part)}", (int(marked), *part))
+            cur = conn.execute(f"UPDATE flows SET {column} = ? WHERE id IN {_in(part)}", (value, *part))
             changed += cur.rowcount
     return changed
+
+
+def set_marked(conn: sqlite3.Connection, ids: Sequence[int], marked: bool) -> int:
+    """Mark or unmark flows; the number changed."""
+    return _set(conn, "marked", int(marked), ids)
 
 
 def set_comment(conn: sqlite3.Connection, ids: Sequence[int], comment: str | None) -> int:
     """Set (or with an empty text, clear) the comment of flows; the number changed."""
-    text = comment.strip() if comment else None
-    changed = 0
-    with conn:
-        for part in _chunks(ids):
-            cur = conn.execute(f"UPDATE flows SET comment = ? WHERE id IN {_in(part)}", (text or None, *part))
-            changed += cur.rowcount
-    return changed
+    return _set(conn, "comment", (comment or "").strip() or None, ids)
 
 
 def delete_flows(conn: sqlite3.Connection, ids: Sequence[int]) -> int:

@@ -91,9 +91,7 @@ def har_entry(flow: StoredFlow) -> dict[str, object]:
     }
     if flow.request_body is not None:
         post = _content(flow.request_body, r["request_content_type"])
-        request["postData"] = {"mimeType": post["mimeType"], "text": post.get("text", "")}
-        if post.get("encoding"):
-            request["postData"] = {**request["postData"], "encoding": post["encoding"]}  # type: ignore[dict-item]
+        request["postData"] = {k: post[k] for k in ("mimeType", "text", "encoding") if k in post}
     duration = r["duration_ms"] if r["duration_ms"] is not None else -1
     response: dict[str, object] = {
         "status": r["status"] or 0,

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,23 +58,6 @@ class ProxySettings:
         if self.upstream_ca:
             opts["ssl_verify_upstream_trusted_ca"] = self.upstream_ca
         return {**opts, **self.extra_options}
-
-
-class PortInUse(OSError):
-    pass
-
-
-def check_port(host: str, port: int) -> None:
-    """Fail before mitmproxy starts, with one clear line, if the address is taken."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise PortInUse(f"{host}:{port} is already in use (another proxy? pick one with --listen)") from e
-            raise
 
 
 class Banner:

@@ -6,6 +6,7 @@ browser does, and a crash in one never takes the other down.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -21,6 +22,23 @@ STOP_TIMEOUT = 30.0
 
 class SpawnError(Exception):
     pass
+
+
+class PortInUse(OSError):
+    pass
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail before mitmproxy starts, with one clear line, if the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise PortInUse(f"{host}:{port} is already in use (another proxy? pick one with --listen)") from e
+            raise
 
 
 def free_port(host: str = "127.0.0.1") -> int:

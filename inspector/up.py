@@ -42,6 +42,7 @@ def up(db: str, host: str, port: int, proxy_args: Sequence[str], browse: Browse,
         say(f"a proxy is already recording into {db} on {running.listen}; attaching to it")
         browse(None, "")
         return UpResult(running, None)
+    spawn.check_port(host, port)  # one line now, rather than mitmproxy's several later
     log = Path(f"{db}.proxy.log")
     say(f"starting the proxy on {host}:{port} (log: {log})")
     proc = spawn.start_proxy(["--db", db, "--quiet", *proxy_args], host, port, log)

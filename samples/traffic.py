@@ -11,6 +11,7 @@ import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from http import HTTPStatus
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -78,23 +79,40 @@ class Traffic:
             ("X-AppMinLimit-Remaining", str(10000 - i % 10000)),
         )
 
-    def _xpm(self, i: int, t: float, method: str, path: str, body: bytes | None, answer: bytes) -> FlowRecord:
+    def _call(
+        self,
+        i: int,
+        t: float,
+        call: tuple[str, str, str],  # method, URL, tenant
+        body: bytes | None,
+        answer: bytes,
+        *,
+        took: float,
+        client: str,
+        status: int = 200,
+        ct: str = XML,
+    ) -> FlowRecord:
+        method, url, tenant = call
         return FlowRecord(
             started_at=t,
-            ended_at=t + 0.08 + (i % 7) * 0.03,
+            ended_at=t + took,
             method=method,
-            url=f"{XPM}/{path}",
+            url=url,
             http_version="HTTP/1.1",
-            request_headers=self._headers(PRACTICE.id, t, XML if body is not None else None),
+            request_headers=self._headers(tenant, t, XML if body is not None else None),
             request_body=body,
-            status=200,
-            reason="OK",
-            response_headers=self._limits(i),
+            status=status,
+            reason=HTTPStatus(status).phrase,
+            response_headers=self._limits(i, ct),
             response_body=answer,
-            client_addr="127.0.0.1:50123",
+            client_addr=client,
             server_addr="127.0.0.1:8443",
             tls=True,
         )
+
+    def _xpm(self, i: int, t: float, method: str, path: str, body: bytes | None, answer: bytes) -> FlowRecord:
+        call = (method, f"{XPM}/{path}", PRACTICE.id)
+        return self._call(i, t, call, body, answer, took=0.08 + (i % 7) * 0.03, client="127.0.0.1:50123")
 
     def connections(self, i: int, t: float) -> FlowRecord:
         answer = [
@@ -133,22 +151,9 @@ class Traffic:
     def _accounting(
         self, i: int, t: float, method: str, path: str, body: bytes | None, status: int, answer: bytes, ct: str
     ) -> FlowRecord:
-        return FlowRecord(
-            started_at=t,
-            ended_at=t + 0.12 + (i % 5) * 0.04,
-            method=method,
-            url=f"{ACCOUNTING}/{path}",
-            http_version="HTTP/1.1",
-            request_headers=self._headers(ORGANISATION.id, t, XML if body is not None else None),
-            request_body=body,
-            status=status,
-            reason={200: "OK", 400: "Bad Request"}.get(status, ""),
-            response_headers=self._limits(i, ct),
-            response_body=answer,
-            client_addr="127.0.0.1:50124",
-            server_addr="127.0.0.1:8443",
-            tls=True,
-        )
+        call = (method, f"{ACCOUNTING}/{path}", ORGANISATION.id)
+        took = 0.12 + (i % 5) * 0.04
+        return self._call(i, t, call, body, answer, took=took, client="127.0.0.1:50124", status=status, ct=ct)
 
     def accounting_get_json(self, i: int, t: float) -> FlowRecord:
         answer = {"Status": "OK", "Invoices": [{"InvoiceID": f"inv-{i}", "Type": "ACCREC", "Total": 115.0}]}

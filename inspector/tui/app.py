@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from textual import on, work
@@ -26,7 +26,17 @@ from .detail import FlowDetail
 from .dialogs import ConfirmScreen, ExportChoice, ExportScreen, HelpScreen, TextPrompt
 from .flow_list import FlowList, header_text
 from .messages import FilterApplied, FilterFailed, FlowChosen, FlowHighlighted, Polled
-from .model import FlowQuery, Reader, RecorderStatus, data_version, max_id, recorder_status, tenant_names
+from .model import (
+    MARKED,
+    FlowQuery,
+    Reader,
+    RecorderStatus,
+    connect,
+    data_version,
+    max_id,
+    recorder_status,
+    tenant_names,
+)
 from .orgs import OrganisationsScreen
 
 POLL_S = 0.5
@@ -109,11 +119,10 @@ class InspectorApp(App[None]):
         self.proxy = proxy
         self.proxy_log = proxy_log
         self.follow = False
-        self.max_seen = 0
         self.filter_seq = 0
         self.recorder: RecorderStatus | None = None
-        self._poll_conn = flows.connect(self.db_path)
-        self._count_conn = flows.connect(self.db_path)
+        self._poll_conn = connect(self.db_path)
+        self._count_conn = connect(self.db_path)
         self._count_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._write_conn: sqlite3.Connection | None = None
@@ -122,11 +131,6 @@ class InspectorApp(App[None]):
         self._filter_timer: Timer | None = None
         self._detail_timer: Timer | None = None
         self._proxy_reported = False
-        from ..query import install
-
-        install(self._count_conn)
-        install(self._poll_conn)
-
         # Held, not queried: App.query_one searches the active screen, which is a dialog at times.
         self.filter_input = Input(placeholder=FILTER_HINT, id="filter")
         self.filter_error = Static(id="filter-error")
@@ -171,7 +175,7 @@ class InspectorApp(App[None]):
         try:
             query = FlowQuery(expr)
         except FilterError as e:
-            self.post_message(FilterFailed(expr, str(e)))
+            self._show_filter_error(str(e))
             return
         self.filter_seq += 1
         self._count_conn.interrupt()  # a count for a filter nobody wants any more
@@ -196,7 +200,6 @@ class InspectorApp(App[None]):
     def on_filter_applied(self, message: FilterApplied) -> None:
         if message.generation != self.filter_seq:
             return
-        self.max_seen = message.max_id
         self._show_filter_error(None)
         self.flows.reset(message.query, message.total, message.max_id, message.cursor)
         self._render_status()
@@ -237,18 +240,17 @@ class InspectorApp(App[None]):
         if version == self._version:
             return
         self._version = version
-        seq, query, seen = self.filter_seq, self.flows.flow_query, self.max_seen
+        seq, query, seen = self.filter_seq, self.flows.flow_query, self.flows.upto
         top = max_id(conn)
         added = query.count(conn, seen, top) if top > seen else 0
-        self.post_message(Polled(seq, added, top, True, recorder_status(conn), tenant_names(conn)))
+        self.post_message(Polled(seq, added, top, recorder_status(conn), tenant_names(conn)))
 
     def on_polled(self, message: Polled) -> None:
         self.recorder = message.recorder
         if message.names != self.flows.names:
             self.flows.names = message.names
             self.flows.refresh()
-        if message.generation == self.filter_seq and message.max_id > self.max_seen:
-            self.max_seen = message.max_id
+        if message.generation == self.filter_seq and message.max_id > self.flows.upto:
             self.flows.grow(message.added, message.max_id)
             if self.follow:
                 self.flows.action_last()
@@ -268,14 +270,12 @@ class InspectorApp(App[None]):
         expr = self.flows.flow_query.expr
         shown = f"{self.flows.total:,} flows" + (f" match {expr!r}" if expr else "")
         follow = " · [b]FOLLOW[/]" if self.follow else ""
-        status = self.status
-        status.update(f"{rec} · {shown}{follow} · {self.db_path}")
-        status.set_class(bool(r and r.live), "-live")
+        self.status.update(f"{rec} · {shown}{follow} · {self.db_path}")
+        self.status.set_class(bool(r and r.live), "-live")
 
     # -- selection and detail -------------------------------------------------------------
     def on_flow_highlighted(self, message: FlowHighlighted) -> None:
-        flows_ = self.flows
-        if self.follow and flows_.cursor < flows_.total - 1:
+        if self.follow and self.flows.cursor < self.flows.total - 1:
             self.follow = False
             self._render_status()
         if self._detail_timer is not None:
@@ -288,11 +288,8 @@ class InspectorApp(App[None]):
     def action_tab(self, tab: str) -> None:
         self.detail.query_one(TabbedContent).active = tab
 
-    def action_goto(self, flow_id: int) -> None:
-        self._goto(flow_id)
-
     @work(thread=True, exclusive=True, group="goto", exit_on_error=False)
-    def _goto(self, flow_id: int) -> None:
+    def action_goto(self, flow_id: int) -> None:
         with self.reader.conn() as conn:
             index = self.flows.flow_query.index_of(conn, flow_id)
         if index is None:
@@ -358,7 +355,8 @@ class InspectorApp(App[None]):
     def action_mark(self) -> None:
         row = self.flows.selected
         if row is not None:
-            self._edit("mark", [row.id], not row.marked)
+            ids, marked = [row.id], not row.marked
+            self._edit(lambda conn: edits.set_marked(conn, ids, marked))
 
     def action_comment(self) -> None:
         row = self.flows.selected
@@ -368,7 +366,7 @@ class InspectorApp(App[None]):
 
         def done(text: str | None) -> None:
             if text is not None:
-                self._edit("comment", [fid], text)
+                self._edit(lambda conn: edits.set_comment(conn, [fid], text))
 
         self.push_screen(TextPrompt(f"Comment on flow #{fid}", row.comment or "", "what you found"), done)
 
@@ -380,39 +378,38 @@ class InspectorApp(App[None]):
 
         def done(yes: bool | None) -> None:
             if yes:
-                self._edit("delete", [fid], None)
+                self._delete([fid])
 
         self.push_screen(ConfirmScreen(f"Delete flow #{fid} ({row.method} {row.path})?"), done)
 
     @work(thread=True, group="edit", exit_on_error=False)
     def action_delete_marked(self) -> None:
         with self.reader.conn() as conn:
-            ids = [r[0] for r in conn.execute("SELECT id FROM flows WHERE marked ORDER BY id")]
+            ids = list(export.flow_ids(conn, MARKED.where))
         if not ids:
             self.call_from_thread(self.notify, "no marked flows", severity="warning")
             return
 
         def done(yes: bool | None) -> None:
             if yes:
-                self._edit("delete", ids, None)
+                self._delete(ids)
 
         self.call_from_thread(self.push_screen, ConfirmScreen(f"Delete {len(ids)} marked flow(s)?"), done)
 
     @work(thread=True, group="edit", exit_on_error=False)
-    def _edit(self, what: str, ids: list[int], value: object) -> None:
+    def _edit(self, change: Callable[[sqlite3.Connection], int]) -> None:
+        """A change in place: the rows on screen are read again."""
         with self._write_lock:
-            conn = self._writer()
-            if what == "mark":
-                edits.set_marked(conn, ids, bool(value))
-            elif what == "comment":
-                edits.set_comment(conn, ids, str(value))
-            else:
-                n = edits.delete_flows(conn, ids)
-                self.call_from_thread(self.notify, f"deleted {n} flow(s)")
-        if what == "delete":
-            self.call_from_thread(self.apply_filter, self.flows.flow_query.expr)
-        else:
-            self.call_from_thread(self.action_reload)
+            change(self._writer())
+        self.call_from_thread(self.action_reload)
+
+    @work(thread=True, group="edit", exit_on_error=False)
+    def _delete(self, ids: list[int]) -> None:
+        """Rows gone: the list is counted again under the same filter."""
+        with self._write_lock:
+            n = edits.delete_flows(self._writer(), ids)
+        self.call_from_thread(self.notify, f"deleted {n} flow(s)")
+        self.call_from_thread(self.apply_filter, self.flows.flow_query.expr)
 
     # -- out: curl and HAR -------------------------------------------------------------------
     @work(thread=True, group="out", exit_on_error=False)
@@ -432,7 +429,7 @@ class InspectorApp(App[None]):
     @work(thread=True, group="out", exit_on_error=False)
     def action_export(self) -> None:
         with self.reader.conn() as conn:
-            marked = int(conn.execute("SELECT count(*) FROM flows WHERE marked").fetchone()[0])
+            marked = MARKED.count(conn, 0, max_id(conn))
         row = self.flows.selected
         selected = f"the {marked} marked flow(s)" if marked else (f"flow #{row.id}" if row else "no flow")
         filtered = f"all {self.flows.total:,} flows the filter shows"
@@ -452,7 +449,7 @@ class InspectorApp(App[None]):
                 if choice.scope == "filtered":
                     ids: Iterable[int] = export.flow_ids(conn, query.where)
                 elif marked:
-                    ids = [r[0] for r in conn.execute("SELECT id FROM flows WHERE marked ORDER BY id")]
+                    ids = export.flow_ids(conn, MARKED.where)
                 else:
                     ids = [current] if current is not None else []
                 n = export.write_har(conn, ids, out)

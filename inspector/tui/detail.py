@@ -68,8 +68,8 @@ class FlowDetail(Vertical):
     def toggle_pretty(self) -> None:
         if self.flow is None:
             return
-        mode = self.docs.get(self._side()) or self.docs.get("request")
-        self.pretty = not (mode is not None and mode.mode == "pretty")
+        shown = self.docs.get(self._side())
+        self.pretty = not (shown is not None and shown.mode == "pretty")
         self.load(self.flow.id, self.pretty)
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)

@@ -7,7 +7,6 @@ drag of the scrollbar) reads by OFFSET once and keysets from there.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 
 from rich.segment import Segment
@@ -19,6 +18,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from .info import when
 from .messages import FlowChosen, FlowHighlighted, PageLoaded
 from .model import FlowQuery, FlowRow, Reader
 
@@ -50,11 +50,14 @@ COLUMNS = (
 def human_size(n: int | None) -> str:
     if n is None:
         return "-"
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n}{unit}" if unit == "B" else f"{n:.0f}{unit}" if n >= 10 else f"{n:.1f}{unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
+    if n < 1024:
+        return f"{n}B"
+    size = n / 1024
+    for unit in "KMG":
+        if size < 1024 or unit == "G":
+            return f"{size:.1f}{unit}" if size < 10 else f"{size:.0f}{unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 def resource_label(row: FlowRow) -> str:
@@ -67,56 +70,42 @@ def _cell(text: str, width: int) -> str:
     return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
 
 
-def header_text(width: int) -> Text:
-    flex = _flex(width)
-    return Text(" ".join(_cell(t, w or flex) for t, w in COLUMNS), style="bold")
-
-
 def _flex(width: int) -> int:
     fixed = sum(w for _, w in COLUMNS) + len(COLUMNS) - 1
     return max(12, width - fixed)
 
 
-def row_text(row: FlowRow, names: dict[str, str], width: int) -> Text:
+def header_text(width: int) -> Text:
     flex = _flex(width)
-    org = names.get(row.tenant_id or "", "") or (row.tenant_id or "-")
-    findings = []
-    if row.errors:
-        findings.append((f"{row.errors}E", "bold red"))
-    if row.warnings:
-        findings.append((f"{row.warnings}W", "yellow"))
-    flag = ("●" if row.marked else " ") + ("✎" if row.comment else "↻" if row.replay_of else " ")
+    return Text(" ".join(_cell(t, w or flex) for t, w in COLUMNS), style="bold")
+
+
+def row_text(row: FlowRow, names: dict[str, str], width: int) -> Text:
+    """One row, a cell per entry of COLUMNS in its width."""
     style = OUTCOME_STYLE.get(row.outcome, "")
-    parts: list[tuple[str, str]] = [
-        (flag, "bold magenta"),
-        (
-            _cell(
-                time.strftime("%H:%M:%S", time.localtime(row.started_at)) + f".{int(row.started_at * 1000) % 1000:03d}",
-                12,
-            ),
-            "dim",
-        ),
-        (_cell(org, 18), "cyan"),
-        (_cell(row.family or "-", 14), ""),
-        (_cell(row.method, 6), "bold"),
-        (_cell(resource_label(row), flex), ""),
-        (_cell(str(row.status) if row.status is not None else "---", 4), style),
-        (_cell(row.outcome, 15), style),
+    findings = Text(" ").join(
+        Text(text, st)
+        for n, text, st in ((row.errors, f"{row.errors}E", "bold red"), (row.warnings, f"{row.warnings}W", "yellow"))
+        if n
+    )
+    duration = f"{row.duration_ms:.0f}" if row.duration_ms is not None else "-"
+    cells = [
+        Text(("●" if row.marked else " ") + ("✎" if row.comment else "↻" if row.replay_of else " "), "bold magenta"),
+        Text(when(row.started_at, "%H:%M:%S"), "dim"),
+        Text(names.get(row.tenant_id or "") or row.tenant_id or "-", "cyan"),
+        Text(row.family or "-"),
+        Text(row.method, "bold"),
+        Text(resource_label(row)),
+        Text(str(row.status) if row.status is not None else "---", style),
+        Text(row.outcome, style),
+        findings,
+        Text(duration.rjust(8), "dim"),
+        Text(human_size(row.response_size).rjust(7), "dim"),
     ]
-    text = Text()
-    for value, st in parts:
-        text.append(value, st)
-        text.append(" ")
-    shown = " ".join(f for f, _ in findings)
-    for j, (f, st) in enumerate(findings):
-        text.append(f, st)
-        if j < len(findings) - 1:
-            text.append(" ")
-    text.append(" " * (8 - len(shown)) + " ")
-    dur = f"{row.duration_ms:.0f}" if row.duration_ms is not None else "-"
-    text.append(dur.rjust(8) + " ", "dim")
-    text.append(human_size(row.response_size).rjust(7), "dim")
-    return text
+    flex = _flex(width)
+    for cell, (_, w) in zip(cells, COLUMNS, strict=True):
+        cell.truncate(w or flex, overflow="ellipsis", pad=True)
+    return Text(" ").join(cells)
 
 
 class FlowList(ScrollView, can_focus=True):

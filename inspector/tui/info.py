@@ -10,10 +10,11 @@ from rich.markup import escape
 from ..flows import StoredFlow
 
 
-def _when(ts: float | None) -> str:
+def when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """Local time to the millisecond."""
     if ts is None:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+    return time.strftime(fmt, time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
 
 
 def _relative(seconds: float) -> str:
@@ -32,7 +33,7 @@ def token_text(row: dict[str, Any]) -> str:
         if left > 0
         else f"[bold red]expired {_relative(left)} before this request[/]"
     )
-    return f"expires {_when(exp)}: {state}"
+    return f"expires {when(exp)}: {state}"
 
 
 def render(flow: StoredFlow) -> str:
@@ -41,8 +42,8 @@ def render(flow: StoredFlow) -> str:
     org = escape(flow.tenant_name or "") or "[dim]unknown name[/]"
     lines = [
         "[b]Timing[/]",
-        f"  started   {_when(r['started_at'])}",
-        f"  ended     {_when(r['ended_at'])}",
+        f"  started   {when(r['started_at'])}",
+        f"  ended     {when(r['ended_at'])}",
         f"  duration  {r['duration_ms']:.1f} ms" if r["duration_ms"] is not None else "  duration  -",
         "",
         "[b]Organisation[/]",

@@ -8,7 +8,7 @@ from textual.message import Message
 
 from ..flows import StoredFlow
 from .document import Document
-from .model import FlowQuery, FlowRow, RecorderStatus
+from .model import FlowQuery, FlowRow, RecorderStatus, TenantStats
 
 
 @dataclass
@@ -42,7 +42,6 @@ class Polled(Message):
     generation: int
     added: int
     max_id: int
-    changed: bool
     recorder: RecorderStatus | None
     names: dict[str, str]
 
@@ -63,3 +62,10 @@ class FlowHighlighted(Message):
 @dataclass
 class FlowChosen(Message):
     flow_id: int
+
+
+@dataclass
+class StatsLoaded(Message):
+    stats: list[TenantStats]
+    now: float
+    live: bool

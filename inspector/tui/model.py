@@ -71,6 +71,13 @@ class TenantStats:
     minute_series: tuple[int, ...]
 
 
+def connect(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection that can run every filter (regex ones need REGEXP)."""
+    conn = flows_mod.connect(path)
+    install(conn)
+    return conn
+
+
 class Reader:
     """A small pool of read-only connections: each worker thread borrows one.
 
@@ -89,8 +96,7 @@ class Reader:
         with self._lock:
             c = self._free.pop() if self._free else None
         if c is None:
-            c = flows_mod.connect(self.path)
-            install(c)
+            c = connect(self.path)
         with self._lock:
             self._busy.add(c)
         try:
@@ -157,6 +163,9 @@ class FlowQuery:
             return None
         sql = f"SELECT count(*) FROM flows WHERE ({self.where.sql}) AND id < ?"
         return int(conn.execute(sql, (*self.where.params, flow_id)).fetchone()[0])
+
+
+MARKED = FlowQuery("~marked")
 
 
 def max_id(conn: sqlite3.Connection) -> int:

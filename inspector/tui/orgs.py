@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Sparkline, Static
 
+from .messages import StatsLoaded
 from .model import Reader, TenantStats, clock, recorder_status, tenant_stats
 
 REFRESH_S = 2.0
-
-
-@dataclass
-class StatsLoaded(Message):
-    stats: list[TenantStats]
-    now: float
-    live: bool
 
 
 def stats_markup(s: TenantStats) -> str:
