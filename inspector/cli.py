@@ -528,3 +528,120 @@ def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...])
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4])
+
+
+def _db_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help=help_text)
+
+
+@main.command()
+@click.argument("ids", nargs=-1, type=int)
+@_db_option("SQLite file the flows are in (and the replays go to).")
+@click.option("--failed", is_flag=True, help="Every failed call: HTTP >= 400, Xero errors in 200s, transport errors.")
+@click.option("--filter", "filter_expr", metavar="EXPR", help="Flows matching this filter (with --failed: and).")
+@click.option("--since", metavar="WHEN", help="With --failed/--filter: only flows since 30m, 2h, 1d or an ISO time.")
+@click.option("--to", metavar="URL", help="Send to this origin instead (a sandbox, the mock); path and query kept.")
+@click.option("--token", metavar="T", help="Access token for the replays (default: $XERO_ACCESS_TOKEN).")
+@click.option("--tenant", metavar="ID", help="Send to this organisation (the xero-tenant-id header).")
+@click.option(
+    "--secret", "secrets", multiple=True, metavar="NAME=VALUE", help="Fill a redacted key (apiKey, xeroKey…)."
+)
+@click.option("--ca", type=click.Path(exists=True, dir_okay=False), help="Also trust this CA (besides SSL_CERT_FILE…).")
+@click.option("--keep-idempotency-key", is_flag=True, help="Send the recorded Idempotency-Key, not a fresh one.")
+@click.option("--yes", is_flag=True, help="Replay POST/PUT/DELETE too: they create or change data.")
+@click.option("--keep-secrets", is_flag=True, help="Store the replays' tokens and keys as they are.")
+@_catalog_option
+@user_errors
+def replay(
+    ids: tuple[int, ...],
+    db: str,
+    failed: bool,
+    filter_expr: str | None,
+    since: str | None,
+    to: str | None,
+    token: str | None,
+    tenant: str | None,
+    secrets: tuple[str, ...],
+    ca: str | None,
+    keep_idempotency_key: bool,
+    yes: bool,
+    keep_secrets: bool,
+    catalogs: tuple[str, ...],
+) -> None:
+    """Send recorded calls again and record the answers, linked to the originals.
+
+    Each answer is classified and validated like captured traffic. Writes (POST, PUT,
+    DELETE) change a real organisation: they are refused unless --yes. Exits 1 when any
+    replay still fails, 2 when nothing could be sent.
+
+    Example: xero-inspector replay --failed --since 1h --to https://127.0.0.1:8443 --ca mock-xero-ca.pem
+    """
+    from . import replay as rp
+    from .replay_batch import run_replay
+
+    if bool(ids) == bool(failed or filter_expr):
+        raise click.UsageError("give flow IDs, or --failed / --filter (not both)")
+    if since and ids:
+        raise click.UsageError("--since goes with --failed or --filter")
+    catalog, validator = _load_catalog(catalogs)
+    try:
+        opts = rp.Options(
+            token=token or rp.Options.env_token(),
+            tenant=tenant,
+            to=to,
+            secrets=rp.parse_secrets(secrets),
+            keep_idempotency_key=keep_idempotency_key,
+            ca=ca,
+        )
+        code = run_replay(db, ids, failed, filter_expr, since, opts, yes, keep_secrets, catalog, validator)
+    except rp.ReplayError as e:
+        raise UserError(str(e)) from e
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("a", type=int)
+@click.argument("b", type=int, required=False)
+@_db_option("SQLite file the flows are in.")
+@click.option("--unified", is_flag=True, help="Bodies as a unified diff (for a pipe, a CI log, an issue).")
+@click.option("--full", is_flag=True, help="Every body line, not only the changes and their context.")
+@user_errors
+def diff(a: int, b: int | None, db: str, unified: bool, full: bool) -> None:
+    """Compare two recorded exchanges: status, headers, bodies (XML canonicalised) and findings.
+
+    With one ID, compares it with its newest replay. Exits 0 when they are the same
+    (headers that change on every call aside), 1 when they differ.
+
+    Example: xero-inspector diff 12 80
+    """
+    from rich.console import Console
+
+    from .diff import compare, render
+    from .diff import unified as unified_text
+    from .flows import connect, load
+    from .store import open_db
+
+    open_db(db, create=False).close()
+    conn = connect(db)
+    try:
+        first = load(conn, a)
+        if first is None:
+            raise UserError(f"no flow {a} in {db}")
+        if b is None:
+            if not first.replays:
+                raise UserError(f"flow {a} has no replays; give a second ID")
+            b = first.replays[-1]
+        second = load(conn, b)
+        if second is None:
+            raise UserError(f"no flow {b} in {db}")
+    finally:
+        conn.close()
+    d = compare(first, second)
+    if unified:
+        click.echo(unified_text(d))
+    else:
+        console = Console()
+        if not console.is_terminal:
+            console.width = 160  # side by side needs room; a pipe has no width to keep to
+        console.print(render(d, full))
+    sys.exit(0 if d.same else 1)

@@ -205,13 +205,18 @@ class DemoTraffic:
 
     def accounting(self) -> None:
         """Accounting 2.0 in XML: both wrapper forms, an xml= form field, a validation error, JSON"""
-        h = {**self.xpm_headers(ORGANISATION), "Content-Type": "application/xml", "Idempotency-Key": str(uuid.uuid4())}
+        h = {**self.xpm_headers(ORGANISATION), "Content-Type": "application/xml"}
+
+        def once(headers: dict[str, str]) -> dict[str, str]:
+            """A key per write: the same key again would get the first call's answer back."""
+            return {**headers, "Idempotency-Key": str(uuid.uuid4())}
+
         line = "<LineItems><LineItem><Description>Consulting</Description><Quantity>3</Quantity><UnitAmount>120.00</UnitAmount><AccountCode>200</AccountCode></LineItem></LineItems>"
         self.call(
             "PUT Invoices (plural wrapper)",
             "PUT",
             f"{ACCOUNTING}/Invoices",
-            headers=h,
+            headers=once(h),
             content=(
                 f"<Invoices><Invoice><Type>ACCREC</Type><Contact><Name>ABC Furniture</Name></Contact>{line}</Invoice></Invoices>"
             ),
@@ -220,7 +225,7 @@ class DemoTraffic:
             "POST Invoices (bare <Invoice>)",
             "POST",
             f"{ACCOUNTING}/Invoices",
-            headers=h,
+            headers=once(h),
             content=(f"<Invoice><Type>ACCPAY</Type><Contact><Name>Office Supplies Co</Name></Contact>{line}</Invoice>"),
         )
         form = {**h, "Content-Type": "application/x-www-form-urlencoded"}
@@ -228,7 +233,7 @@ class DemoTraffic:
             "POST Invoices as xml= form field (old clients)",
             "POST",
             f"{ACCOUNTING}/Invoices",
-            headers=form,
+            headers=once(form),
             data={
                 "xml": f"<Invoices><Invoice><Type>ACCREC</Type><Contact><Name>ABC Furniture</Name></Contact>{line}</Invoice></Invoices>"
             },
@@ -237,7 +242,7 @@ class DemoTraffic:
             "PUT Contacts with a bad email (400)",
             "PUT",
             f"{ACCOUNTING}/Contacts",
-            headers=h,
+            headers=once(h),
             content=(
                 "<Contacts><Contact><Name>Good Contact Ltd</Name><EmailAddress>ok@good.example</EmailAddress></Contact>"
                 "<Contact><Name>Bad Email Ltd</Name><EmailAddress>not-an-email</EmailAddress></Contact></Contacts>"

@@ -12,7 +12,20 @@ from click.testing import CliRunner
 from inspector.cli import main, parse_listen
 from inspector.spawn import free_port
 
-COMMANDS = ["proxy", "ca", "mock", "demo", "tui", "up", "validate", "report", "revalidate", "endpoints"]
+COMMANDS = [
+    "proxy",
+    "ca",
+    "mock",
+    "demo",
+    "tui",
+    "up",
+    "validate",
+    "report",
+    "revalidate",
+    "endpoints",
+    "replay",
+    "diff",
+]
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

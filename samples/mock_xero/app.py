@@ -51,6 +51,8 @@ class MockApp:
         }
         self.network = {t.id: network.NetworkState.seeded() for t in self.config.tenants if t.type == "ORGANISATION"}
         self.legacy = xpm.XpmState.seeded()
+        # (tenant, Idempotency-Key) -> the first answer: a repeated key creates nothing twice.
+        self.idempotent: dict[tuple[str, str], MockResponse] = {}
         self.exchanges: deque[Exchange] = deque(maxlen=10_000)
         self._lock = threading.Lock()
 
@@ -128,7 +130,13 @@ class MockApp:
         return xpm.handle(req, self.xpm[tenant], segments)
 
     def _accounting(self, req: MockRequest, tenant: str, segments: list[str]) -> MockResponse:
-        return accounting.handle(req, self.accounting[tenant], segments, self.config.provider_name)
+        key = (req.header("idempotency-key") or "").strip()
+        if key and req.method != "GET" and (tenant, key) in self.idempotent:
+            return self.idempotent[(tenant, key)]
+        resp = accounting.handle(req, self.accounting[tenant], segments, self.config.provider_name)
+        if key and req.method != "GET":
+            self.idempotent[(tenant, key)] = resp
+        return resp
 
     def _legacy(self, req: MockRequest, path: str) -> MockResponse:
         """WorkflowMax v1: keys in the query string, no gateway (switched off by Xero in 2020)."""
