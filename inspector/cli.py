@@ -248,12 +248,19 @@ def mock(listen: str, minute_limit: int, day_limit: int, token_lifetime: int, ce
 
     Example: xero-inspector mock --listen 127.0.0.1:8443
     """
-    from .samples.mock_xero import MockConfig, MockXero
+    from .samples.mock_xero import DEFAULT_SCOPES, MockConfig, MockXero
 
     host, port = parse_listen(listen, 8443)
     config = MockConfig(minute_limit=minute_limit, day_limit=day_limit, token_lifetime=token_lifetime)
     server = MockXero(host, port, config, cert_dir)
     c = config
+    token = server.app.tokens.issue(DEFAULT_SCOPES)  # so a replay or a curl can start at once
+    token_note = "  access token    (below; valid for the token lifetime)"
+    if cert_dir:
+        token_file = Path(cert_dir) / "access-token"
+        token_file.write_text(token + "\n", encoding="ascii")
+        token_file.chmod(0o600)
+        token_note = f"  access token    in {token_file} (valid for the token lifetime)"
     lines = [
         f"mock Xero on {server.url}  (TLS; its CA: {server.ca_path})",
         f"  OAuth2 client   client_id={c.client_id} client_secret={c.client_secret}",
@@ -262,6 +269,7 @@ def mock(listen: str, minute_limit: int, day_limit: int, token_lifetime: int, ce
         f"  limits          {minute_limit}/minute and {day_limit}/day per tenant; tokens live {token_lifetime}s",
     ]
     lines += [f"  tenant          {t.id}  {t.name} ({t.type})" for t in c.tenants]
+    lines += [token_note] + ([] if cert_dir else [f"  {token}"])
     lines += [
         "Record through the proxy with:",
         f"  xero-inspector proxy --redirect {server.url} --upstream-ca {server.ca_path}",
@@ -322,12 +330,36 @@ def _browse(db: str, **kw: Any) -> None:
     InspectorApp(db, **kw).run()
 
 
+def _replay_target_options(fn: F) -> F:
+    """Where the browser's replays (r, e) go, and with what token."""
+    options = [
+        click.option(
+            "--to", metavar="URL", help="Replays go to this origin (a sandbox, the mock); path and query kept."
+        ),
+        click.option("--ca", type=click.Path(exists=True, dir_okay=False), help="Also trust this CA for replays."),
+        click.option(
+            "--token", metavar="T", help="Access token for replays (default: $XERO_ACCESS_TOKEN; else asked)."
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _replay_settings(to: str | None, ca: str | None, token: str | None, catalogs: tuple[str, ...] = ()) -> Any:
+    from .replay import Options
+    from .tui.replaying import ReplaySettings
+
+    return ReplaySettings(Options(token=token or Options.env_token(), to=to or None, ca=ca), catalogs)
+
+
 @main.command()
 @click.option(
     "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help="SQLite file to browse."
 )
+@_replay_target_options
 @user_errors
-def tui(db: str) -> None:
+def tui(db: str, to: str | None, ca: str | None, token: str | None) -> None:
     """Browse a recording in the terminal: the flow list, filters, bodies and findings, live.
 
     Opens read-mostly while a proxy records into the same file; new flows appear as they
@@ -335,11 +367,12 @@ def tui(db: str) -> None:
 
     Example: xero-inspector tui --db flows.db
     """
-    _browse(db)
+    _browse(db, replay=_replay_settings(to, ca, token))
 
 
 @main.command()
 @_recording_options
+@click.option("--token", metavar="T", help="Access token for replays (default: $XERO_ACCESS_TOKEN; else asked).")
 @user_errors
 def up(
     listen: str,
@@ -349,11 +382,13 @@ def up(
     confdir: str,
     keep_secrets: bool,
     catalogs: tuple[str, ...],
+    token: str | None,
 ) -> None:
     """The proxy (in its own process) and the browser together; quitting the browser stops the proxy.
 
     If a proxy is already recording into --db, the browser attaches to it and leaves it running.
-    The proxy's log goes to DB.proxy.log.
+    The proxy's log goes to DB.proxy.log. Replays from the browser go where the proxy
+    sends traffic (--redirect, trusting --upstream-ca).
 
     Example: xero-inspector up --db flows.db
     """
@@ -370,7 +405,8 @@ def up(
         args += ["--catalog", c]
 
     def browse(proc: Any, log: str) -> None:
-        InspectorApp(db, proxy=proc, proxy_log=log).run()  # up has opened and migrated the file
+        settings = _replay_settings(redirect, upstream_ca, token, catalogs)
+        InspectorApp(db, proxy=proc, proxy_log=log, replay=settings).run()  # up has opened and migrated the file
 
     try:
         run_up(db, host, port, args, browse, lambda line: click.echo(line, err=True))

@@ -191,7 +191,7 @@ async def test_export_har_and_copy_curl(db: Path, tmp_path: Path) -> None:
         await until(pilot, lambda: "curl -X POST" in app.clipboard)
         assert "$XERO_ACCESS_TOKEN" in app.clipboard
 
-        await pilot.press("e")
+        await pilot.press("E")
         await until(pilot, lambda: isinstance(app.screen, ExportScreen))
         app.screen.query_one("#filtered").value = True
         path = app.screen.query_one("#path", Input)

@@ -21,9 +21,14 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, Tabs
 
 from .. import edits, export, flows
+from ..diff import compare
 from ..query import FilterError
+from ..replay import NeedsToken, Prepared, ReplayError, Request, request_of
+from ..store import StoreError
+from ..validate import Validator
 from .detail import FlowDetail
 from .dialogs import ConfirmScreen, ExportChoice, ExportScreen, HelpScreen, TextPrompt
+from .editor import EditorScreen
 from .flow_list import FlowList, header_text
 from .messages import FilterApplied, FilterFailed, FlowChosen, FlowHighlighted, Polled
 from .model import (
@@ -38,6 +43,7 @@ from .model import (
     tenant_names,
 )
 from .orgs import OrganisationsScreen
+from .replaying import DiffScreen, Replays, ReplaySettings
 
 POLL_S = 0.5
 FILTER_DEBOUNCE_S = 0.35
@@ -50,6 +56,8 @@ LIST_ACTIONS = {
     "comment",
     "curl",
     "export",
+    "replay",
+    "edit",
     "delete",
     "delete_marked",
     "pretty",
@@ -78,7 +86,9 @@ class InspectorApp(App[None]):
         Binding("m", "mark", "Mark"),
         Binding("n", "comment", "Comment"),
         Binding("c", "curl", "Copy curl"),
-        Binding("e", "export", "Export HAR"),
+        Binding("r", "replay", "Replay"),
+        Binding("e", "edit", "Edit+send"),
+        Binding("E", "export", "Export HAR"),
         Binding("d", "delete", "Delete"),
         Binding("D", "delete_marked", "Delete marked", show=False),
         Binding("p", "pretty", "Pretty/as sent"),
@@ -101,7 +111,9 @@ class InspectorApp(App[None]):
         ("F", "follow: keep the newest flow selected as it arrives"),
         ("m / n", "mark or unmark / comment the flow"),
         ("c", "copy the request as a curl command (OSC 52 clipboard)"),
-        ("e", "export the marked (or this) flow, or every filtered flow, as HAR"),
+        ("r", "replay the flow (a fresh token and Idempotency-Key; writes ask first); the diff opens"),
+        ("e", "edit the request (checked against its schema as you type), Ctrl+S sends it"),
+        ("E", "export the marked (or this) flow, or every filtered flow, as HAR"),
         ("d / D", "delete this flow / every marked flow"),
         ("p", "body pretty-printed or as sent"),
         ("z", "zoom the detail pane"),
@@ -112,9 +124,17 @@ class InspectorApp(App[None]):
         ("q", "quit"),
     ]
 
-    def __init__(self, db: str | Path, *, proxy: subprocess.Popen[bytes] | None = None, proxy_log: str = "") -> None:
+    def __init__(
+        self,
+        db: str | Path,
+        *,
+        proxy: subprocess.Popen[bytes] | None = None,
+        proxy_log: str = "",
+        replay: ReplaySettings | None = None,
+    ) -> None:
         super().__init__()
         self.db_path = Path(db)
+        self.replays = Replays(self.db_path, replay or ReplaySettings())
         self.reader = Reader(self.db_path)
         self.proxy = proxy
         self.proxy_log = proxy_log
@@ -165,6 +185,7 @@ class InspectorApp(App[None]):
 
     def on_unmount(self) -> None:
         self.reader.close()
+        self.replays.close()
         for c in (self._poll_conn, self._count_conn, self._write_conn):
             if c is not None:
                 c.close()
@@ -345,6 +366,8 @@ class InspectorApp(App[None]):
         yield SystemCommand("Organisations", "calls, limits left and 429s per tenant", self.action_organisations)
         yield SystemCommand("Export as HAR", "the marked, selected or filtered flows", self.action_export)
         yield SystemCommand("Copy as curl", "the selected request as a curl command", self.action_curl)
+        yield SystemCommand("Replay", "send the selected request again and compare", self.action_replay)
+        yield SystemCommand("Edit and send", "edit the selected request, checked as you type", self.action_edit)
 
     # -- edits (each in a worker, on the write connection) --------------------------------
     def _writer(self) -> sqlite3.Connection:
@@ -457,3 +480,89 @@ class InspectorApp(App[None]):
             self.call_from_thread(self.notify, f"cannot write {choice.path}: {e.strerror or e}", severity="error")
             return
         self.call_from_thread(self.notify, f"{n} flow(s) written to {choice.path}")
+
+    # -- replay ------------------------------------------------------------------------------
+    def action_replay(self) -> None:
+        self._replay(edit=False)
+
+    def action_edit(self) -> None:
+        self._replay(edit=True)
+
+    def _replay(self, edit: bool) -> None:
+        row = self.flows.selected
+        if row is None:
+            self.notify("no flow selected", severity="warning")
+            return
+        self._load_for_replay(row.id, edit)
+
+    @work(thread=True, group="replay", exit_on_error=False)
+    def _load_for_replay(self, fid: int, edit: bool) -> None:
+        with self.reader.conn() as conn:
+            flow = flows.load(conn, fid)
+        if flow is None:
+            return
+        try:
+            request = request_of(flow)
+            validator = self.replays.editor_validator() if edit else None
+        except (ReplayError, OSError, ValueError) as e:  # a flow that cannot be sent; a broken user catalog
+            self.call_from_thread(self.notify, str(e), severity="error")
+            return
+        if validator is None:
+            self.call_from_thread(self._prepare_and_send, flow, request)
+        else:
+            self.call_from_thread(self._open_editor, flow, request, validator)
+
+    def _open_editor(self, flow: flows.StoredFlow, request: Request, validator: Validator) -> None:
+        def edited(req: Request | None) -> None:
+            if req is not None:
+                self._prepare_and_send(flow, req)
+
+        self.push_screen(EditorScreen(flow.id, request, self.replays.catalog, validator), edited)
+
+    def _prepare_and_send(self, flow: flows.StoredFlow, request: Request) -> None:
+        try:
+            prepared = self.replays.prepare(flow, request)
+        except NeedsToken:
+
+            def token(value: str | None) -> None:
+                if value and value.strip():
+                    self.replays.set_token(value)
+                    self._prepare_and_send(flow, request)
+
+            title = f"Flow #{flow.id} was recorded with its token redacted: an access token for replays"
+            self.push_screen(TextPrompt(title, "", "kept in memory for this session only", password=True), token)
+            return
+        except ReplayError as e:
+            self.notify(str(e), severity="error")
+            return
+        if not prepared.request.writes:
+            self._send(flow, prepared)
+            return
+        org = flow.tenant_name or flow.row.get("tenant_id") or "no organisation named"
+        r = prepared.request
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._send(flow, prepared)
+
+        question = f"Send {r.method} {r.url}\nto {org}?\nIt creates or changes data in that organisation."
+        self.push_screen(ConfirmScreen(question), confirmed)
+
+    @work(thread=True, group="replay", exit_on_error=False)
+    def _send(self, flow: flows.StoredFlow, prepared: Prepared) -> None:
+        self.call_from_thread(self.notify, f"replaying #{flow.id}: {prepared.request.method} {prepared.request.url}")
+        try:
+            result = self.replays.send(flow, prepared)
+        except (ReplayError, OSError, StoreError) as e:
+            self.call_from_thread(self.notify, f"replay of #{flow.id} failed: {e}", severity="error")
+            return
+        with self.reader.conn() as conn:
+            original, answer = flows.load(conn, flow.id), flows.load(conn, result.replay)
+        if original is None or answer is None:
+            return
+        headline = (
+            f"[b]#{result.original} → #{result.replay}[/]: {result.before} → {result.after} "
+            f"([b]{result.verdict}[/]) · Esc back · f all lines"
+        )
+        self.call_from_thread(self.push_screen, DiffScreen(compare(original, answer), headline))
+        self.call_from_thread(self.action_reload)

@@ -65,7 +65,7 @@ def header_line(name: str, value: str) -> Text:
     return line
 
 
-def _pretty_xml(data: str) -> tuple[str, etree._Element] | None:
+def pretty_xml(data: str) -> tuple[str, etree._Element] | None:
     try:
         root = xmlsafe.parse(data.encode("utf-8"))
     except (etree.XMLSyntaxError, ValueError):
@@ -136,7 +136,7 @@ def build(flow: StoredFlow, side: str, pretty: bool | None = None) -> Document:
     want_pretty = minified(body) if pretty is None else pretty
     shown, tree, doc.mode = body, None, "as-sent"
     if want_pretty and fmt in ("xml", "json"):
-        if fmt == "xml" and (px := _pretty_xml(body)) is not None:
+        if fmt == "xml" and (px := pretty_xml(body)) is not None:
             shown, tree, doc.mode = px[0], px[1], "pretty"
         elif fmt == "json" and (pj := _pretty_json(body)) is not None:
             shown, doc.mode = pj, "pretty"

@@ -1,0 +1,149 @@
+"""The request editor: method and URL, headers, and the body with XML highlighting, re-validated
+against the schema of the endpoint the request line names as you type. Ctrl+S sends."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Label, OptionList, TextArea
+from textual.widgets.option_list import Option
+
+from ..catalog import Catalog
+from ..checkfiles import TargetError, check_file, target
+from ..findings import Finding
+from ..record import Headers
+from ..replay import Request
+from ..validate import Validator
+from .document import pretty_xml
+
+CHECK_DEBOUNCE_S = 0.25
+_SEVERITY = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def headers_text(headers: Headers) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in headers)
+
+
+def parse_headers(text: str) -> Headers:
+    out = []
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip():
+            out.append((name.strip(), value.strip()))
+    return tuple(out)
+
+
+def _one_long_line(body: str) -> bool:
+    text = body.strip()
+    return len(text) > 80 and "\n" not in text
+
+
+class EditorScreen(Screen[Request | None]):
+    """Dismissed with the edited request (to send), or None."""
+
+    AUTO_FOCUS = "#body"
+    BINDINGS = [
+        Binding("ctrl+s", "send", "Send", priority=True),
+        Binding("escape", "dismiss(None)", "Cancel", priority=True),  # before the TextArea takes it
+    ]
+
+    def __init__(self, flow_id: int, request: Request, catalog: Catalog, validator: Validator) -> None:
+        super().__init__()
+        self.flow_id = flow_id
+        self.request = request
+        self.catalog = catalog
+        self.validator = validator
+        self.findings: list[Finding] = []
+        self.verdict = ""
+        self._timer: Timer | None = None
+        body = request.body.decode("utf-8", "replace") if request.body else ""
+        if _one_long_line(body) and (pretty := pretty_xml(body)) is not None:
+            body = pretty[0]  # one long line is no way to edit; whitespace between XML elements is free
+        self.line = Input(f"{request.method} {request.url}", id="request-line")
+        self.headers = TextArea(headers_text(request.headers), id="headers", soft_wrap=False)
+        self.body = TextArea.code_editor(body, language="xml", id="body", soft_wrap=False)
+        self.schema = Label(id="schema")
+        self.found = OptionList(id="findings")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="editor"):
+            yield Label(
+                f"[b]Edit and send[/] flow #{self.flow_id} · the token, tenant and Idempotency-Key are put in "
+                "when it is sent · [b]Ctrl+S[/] sends · Esc cancels"
+            )
+            yield self.line
+            yield self.headers
+            yield self.body
+            yield self.schema
+            yield self.found
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.body.focus()
+        self.check()
+
+    @on(TextArea.Changed)
+    @on(Input.Changed, "#request-line")
+    def _changed(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(CHECK_DEBOUNCE_S, self.check)
+
+    def check(self) -> None:
+        """Validate the body against the schema of the request line's endpoint."""
+        self.found.clear_options()
+        text = self.body.text
+        try:
+            t = target(self.catalog, self.line.value)
+        except TargetError as e:
+            self.findings = []
+            self.verdict = "no schema" if text.strip() else "no body"
+            self.schema.update(Text(f"not checked: {e}", style="dim"))
+            return
+        if not text.strip():
+            self.findings = []
+            self.verdict = "no body"
+            self.schema.update(Text(f"{t.describe()}: no body to check", style="dim"))
+            return
+        found = check_file(self.validator, t, text.encode("utf-8"))
+        self.findings = sorted(found, key=lambda f: (f.line or 0, f.column or 0))
+        errors = sum(f.severity == "error" for f in self.findings)
+        others = len(self.findings) - errors
+        self.verdict = "valid" if not self.findings else f"{errors} error(s), {others} warning(s) or note(s)"
+        style = "green" if not self.findings else "red" if errors else "yellow"
+        mark = "✔" if not self.findings else "✖"
+        self.schema.update(Text(f"{mark} {t.describe()}: {self.verdict}", style=style))
+        for i, f in enumerate(self.findings):
+            where = f"{f.line}:{f.column or 1}" if f.line else "-"
+            line = Text.assemble((f"{where:>7} ", "dim"), (f"{f.severity} ", _SEVERITY.get(f.severity, "")), f.message)
+            self.found.add_option(Option(line, id=str(i)))
+
+    @on(OptionList.OptionSelected, "#findings")
+    def _jump(self, event: OptionList.OptionSelected) -> None:
+        f = self.findings[int(event.option.id or 0)]
+        if f.line:
+            self.body.cursor_location = (f.line - 1, max(0, (f.column or 1) - 1))
+            self.body.scroll_cursor_visible(center=True)
+            self.body.focus()
+
+    def edited(self) -> Request | None:
+        method, _, url = self.line.value.strip().partition(" ")
+        url = url.strip()
+        if not method.isalpha() or urlsplit(url).scheme not in ("http", "https"):
+            self.notify('the first line must be "METHOD https://…"', severity="error")
+            return None
+        text = self.body.text
+        body = text.encode("utf-8") if text or self.request.body is not None else None
+        return Request(method.upper(), url, parse_headers(self.headers.text), body)
+
+    def action_send(self) -> None:
+        request = self.edited()
+        if request is not None:
+            self.dismiss(request)

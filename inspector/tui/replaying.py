@@ -1,0 +1,98 @@
+"""What the browser needs to replay: the settings it was started with, the catalog and the
+validators (loaded on first use), the session's token, and the diff screen an answer opens in."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ..catalog import Catalog
+from ..diff import FlowDiff, render
+from ..flows import StoredFlow
+from ..replay import Options, Prepared, Replayer, Request, Result, prepare
+from ..validate import SchemaCache, Validator, preload
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    options: Options = field(default_factory=Options)
+    catalogs: tuple[str, ...] = ()
+
+
+class Replays:
+    """One per app. Sends are serialised: the ingest and its validator belong to one thread at a time."""
+
+    def __init__(self, db: str | Path, settings: ReplaySettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.options = settings.options
+        self._catalog: Catalog | None = None
+        self._replayer: Replayer | None = None
+        self._send_lock = threading.Lock()
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog.load(self.settings.catalogs)
+        return self._catalog
+
+    def editor_validator(self) -> Validator:
+        """The editor checks on the UI thread: a validator of its own (lxml schemas are per thread)."""
+        cache = SchemaCache()
+        preload(self.catalog, cache)
+        return Validator(cache)
+
+    def set_token(self, token: str) -> None:
+        self.options = replace(self.options, token=token.strip() or None)
+        if self._replayer is not None:
+            self._replayer.opts = self.options
+
+    def prepare(self, flow: StoredFlow, request: Request) -> Prepared:
+        return prepare(request, self.catalog, self.options, flow.id)
+
+    def send(self, flow: StoredFlow, prepared: Prepared) -> Result:
+        with self._send_lock:
+            if self._replayer is None:
+                self._replayer = Replayer(self.db, self.catalog, self.editor_validator(), self.options)
+            return self._replayer.send(flow, prepared)
+
+    def close(self) -> None:
+        if self._replayer is not None:
+            self._replayer.close()
+
+
+class DiffScreen(Screen[None]):
+    """The original and its replay side by side; f shows every body line."""
+
+    BINDINGS = [
+        Binding("escape,q", "dismiss", "Back"),
+        Binding("f", "full", "All lines"),
+    ]
+
+    def __init__(self, diff: FlowDiff, headline: str) -> None:
+        super().__init__()
+        self.diff = diff
+        self.headline = headline
+        self.full = False
+        self.view = Static(id="diff-body")
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.headline, id="diff-title")
+        with VerticalScroll(id="diff"):
+            yield self.view
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.view.update(render(self.diff, self.full))
+        self.query_one("#diff", VerticalScroll).focus()
+
+    def action_full(self) -> None:
+        self.full = not self.full
+        self.view.update(render(self.diff, self.full))
