@@ -161,10 +161,13 @@ def prepare(req: Request, catalog: Catalog, opts: Options, flow_id: int | str = 
     cls = catalog.classify(req.method, (parts.hostname or "").lower(), parts.path)
     fam = catalog.family(cls.family)
     auth = req.header("authorization")
-    if opts.token and (auth is not None or (fam is not None and fam.auth == "bearer")):
-        req = req.with_header("Authorization", f"Bearer {opts.token.strip()}")
+    bearer = auth.lower().startswith("bearer ") if auth is not None else fam is not None and fam.auth == "bearer"
+    if opts.token and bearer:
+        req = req.with_header(
+            _header_name(req.headers, "authorization", "Authorization"), f"Bearer {opts.token.strip()}"
+        )
         notes.append("Authorization: Bearer, the token given")
-    elif auth is not None and is_redacted(auth):
+    elif bearer and auth is not None and is_redacted(auth):
         raise NeedsToken(
             f"flow {flow_id} was recorded with its token redacted: pass --token or set {TOKEN_VARIABLE} "
             "(Xero tokens live 30 minutes)"

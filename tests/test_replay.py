@@ -300,3 +300,23 @@ def test_diff_of_flows_lists_changed_headers_and_findings(recorded: Recorded, db
     assert names["content-type"].a.startswith("application/json") and names["content-type"].b.startswith("text/xml")  # type: ignore[union-attr]
     assert names["www-authenticate"].b is None and not d.same
     assert [f["rule"] for f in d.gone] == ["token-expired"] and d.new == []
+
+
+def test_a_token_replaces_only_a_bearer_and_a_redacted_basic_is_refused() -> None:
+    from inspector.redact import fingerprint
+    from inspector.replay import NeedsToken, Request
+
+    catalog = Catalog.load()
+    basic = Request(
+        "POST",
+        "https://identity.xero.com/connect/token",
+        (("Authorization", f"Basic {fingerprint('id:secret')}"), ("Content-Type", "application/x-www-form-urlencoded")),
+        b"grant_type=client_credentials",
+    )
+    with pytest.raises(ReplayError, match="header Authorization held a secret") as refused:
+        prepare(basic, catalog, Options(token="t0k"))
+    assert not isinstance(refused.value, NeedsToken)
+    bare = Request("GET", f"{XPM}/job.api/current", (("xero-tenant-id", PRACTICE),))
+    assert prepare(bare, catalog, Options(token="t0k")).request.header("authorization") == "Bearer t0k"
+    with pytest.raises(NeedsToken):
+        prepare(replace(bare, headers=(("authorization", f"Bearer {fingerprint('x')}"),)), catalog, Options())

@@ -35,6 +35,7 @@ class Replays:
         self.options = settings.options
         self._catalog: Catalog | None = None
         self._replayer: Replayer | None = None
+        self._editor_validator: Validator | None = None
         self._send_lock = threading.Lock()
 
     @property
@@ -44,10 +45,11 @@ class Replays:
         return self._catalog
 
     def editor_validator(self) -> Validator:
-        """The editor checks on the UI thread: a validator of its own (lxml schemas are per thread)."""
-        cache = SchemaCache()
-        preload(self.catalog, cache)
-        return Validator(cache)
+        """The editor checks on the UI thread: a validator of its own, compiled once, never shared
+        with the sending thread (an lxml schema must not validate in two threads at once)."""
+        if self._editor_validator is None:
+            self._editor_validator = _validator(self.catalog)
+        return self._editor_validator
 
     def set_token(self, token: str) -> None:
         self.options = replace(self.options, token=token.strip() or None)
@@ -60,12 +62,18 @@ class Replays:
     def send(self, flow: StoredFlow, prepared: Prepared) -> Result:
         with self._send_lock:
             if self._replayer is None:
-                self._replayer = Replayer(self.db, self.catalog, self.editor_validator(), self.options)
+                self._replayer = Replayer(self.db, self.catalog, _validator(self.catalog), self.options)
             return self._replayer.send(flow, prepared)
 
     def close(self) -> None:
         if self._replayer is not None:
             self._replayer.close()
+
+
+def _validator(catalog: Catalog) -> Validator:
+    cache = SchemaCache()
+    preload(catalog, cache)
+    return Validator(cache)
 
 
 class DiffScreen(Screen[None]):
