@@ -75,7 +75,7 @@ class EditorScreen(Screen[Request | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="editor"):
             yield Label(
-                f"[b]Edit and send[/] flow #{self.flow_id} · the token, tenant and Idempotency-Key are put in "
+                f"[b]Edit and send[/] flow #{self.flow_id} · the token and a fresh Idempotency-Key go in "
                 "when it is sent · [b]Ctrl+S[/] sends · Esc cancels"
             )
             yield self.line
