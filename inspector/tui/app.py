@@ -21,7 +21,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, Tabs
 
 from .. import edits, export, flows
-from ..diff import compare
+from ..diff import FlowDiff, compare
 from ..query import FilterError
 from ..replay import NeedsToken, Prepared, ReplayError, Request, request_of
 from ..store import StoreError
@@ -564,5 +564,9 @@ class InspectorApp(App[None]):
             f"[b]#{result.original} → #{result.replay}[/]: {result.before} → {result.after} "
             f"([b]{result.verdict}[/]) · Esc back · f all lines"
         )
-        self.call_from_thread(self.push_screen, DiffScreen(compare(original, answer), headline))
-        self.call_from_thread(self.action_reload)
+        diff = compare(original, answer)
+        self.call_from_thread(self._show_diff, diff, headline)
+
+    def _show_diff(self, diff: FlowDiff, headline: str) -> None:
+        self.push_screen(DiffScreen(diff, headline))  # widgets are built on the UI thread
+        self.action_reload()
