@@ -106,17 +106,21 @@ def main() -> None:
     """
 
 
+def _db_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help=help_text)
+
+
+def _with_options(fn: F, options: list[Callable[[Any], Any]]) -> F:
+    for option in reversed(options):  # click lists options in the order they are applied, last first
+        fn = option(fn)
+    return fn
+
+
 def _recording_options(fn: F) -> F:
     """What `proxy` and `up` share: where to listen, what to record into, and how."""
-    options = [
+    options: list[Callable[[Any], Any]] = [
         click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Address the proxy listens on."),
-        click.option(
-            "--db",
-            default=DEFAULT_DB,
-            show_default=True,
-            type=click.Path(dir_okay=False),
-            help="SQLite file to record into.",
-        ),
+        _db_option("SQLite file to record into."),
         click.option(
             "--redirect",
             default="",
@@ -138,9 +142,7 @@ def _recording_options(fn: F) -> F:
             help="Extra endpoint catalog (TOML); repeatable.",
         ),
     ]
-    for option in reversed(options):  # click lists options in the order they are applied, last first
-        fn = option(fn)
-    return fn
+    return _with_options(fn, options)
 
 
 @main.command()
@@ -332,7 +334,7 @@ def _browse(db: str, **kw: Any) -> None:
 
 def _replay_target_options(fn: F) -> F:
     """Where the browser's replays (r, e) go, and with what token."""
-    options = [
+    options: list[Callable[[Any], Any]] = [
         click.option(
             "--to", metavar="URL", help="Replays go to this origin (a sandbox, the mock); path and query kept."
         ),
@@ -341,9 +343,7 @@ def _replay_target_options(fn: F) -> F:
             "--token", metavar="T", help="Access token for replays (default: $XERO_ACCESS_TOKEN; else asked)."
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _with_options(fn, options)
 
 
 def _replay_settings(to: str | None, ca: str | None, token: str | None, catalogs: tuple[str, ...] = ()) -> Any:
@@ -354,9 +354,7 @@ def _replay_settings(to: str | None, ca: str | None, token: str | None, catalogs
 
 
 @main.command()
-@click.option(
-    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help="SQLite file to browse."
-)
+@_db_option("SQLite file to browse.")
 @_replay_target_options
 @user_errors
 def tui(db: str, to: str | None, ca: str | None, token: str | None) -> None:
@@ -427,12 +425,10 @@ def _catalog_option(fn: F) -> F:
 def _load_catalog(catalogs: tuple[str, ...]) -> tuple[Catalog, Validator]:
     """The catalog and a validator whose user schemas compiled (a broken XSD fails here)."""
     from .catalog import Catalog
-    from .validate import SchemaCache, Validator, preload
+    from .validate import Validator
 
     catalog = Catalog.load(catalogs)
-    cache = SchemaCache()
-    preload(catalog, cache)
-    return catalog, Validator(cache)
+    return catalog, Validator.for_catalog(catalog)
 
 
 @main.command()
@@ -475,9 +471,7 @@ def validate(files: tuple[str, ...], endpoint: str, response: bool, catalogs: tu
 
 
 @main.command()
-@click.option(
-    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help="SQLite file to report on."
-)
+@_db_option("SQLite file to report on.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "junit", "html"]), default="text")
 @click.option("--filter", "filter_expr", metavar="EXPR", help="Only flows matching this filter (~api xpm & ~c 200).")
 @click.option(
@@ -512,9 +506,7 @@ def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str
 
 
 @main.command()
-@click.option(
-    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help="SQLite file to re-check."
-)
+@_db_option("SQLite file to re-check.")
 @_catalog_option
 @user_errors
 def revalidate(db: str, catalogs: tuple[str, ...]) -> None:
@@ -564,10 +556,6 @@ def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...])
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4])
-
-
-def _db_option(help_text: str) -> Callable[[F], F]:
-    return click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help=help_text)
 
 
 @main.command()

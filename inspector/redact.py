@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -74,12 +75,7 @@ class Redactor:
         if self.keep_secrets:
             return text
         names = IDENTITY_FIELDS if identity else SECRET_FIELDS
-        parts = text.split("&")
-        for i, part in enumerate(parts):
-            key, sep, value = part.partition("=")
-            if sep and value and unquote_plus(key).strip().lower() in names:
-                parts[i] = f"{key}={self._fp(unquote_plus(value))}"
-        return "&".join(parts)
+        return rewrite_form(text, lambda name, value: self._fp(value) if value and name in names else None)
 
     def json(self, text: str, identity: bool = False) -> str:
         """JSON with the string values of secret fields fingerprinted, layout untouched."""
@@ -114,6 +110,20 @@ class Redactor:
             first, sep, attrs = value.partition(";")
             return _cookie_pair(self, first.strip()) + sep + attrs
         return value
+
+
+def rewrite_form(text: str, change: Callable[[str, str], str | None]) -> str:
+    """An urlencoded string with some values replaced, the rest kept byte for byte.
+
+    ``change(name, value)`` gets the field name lower-cased and its value decoded, and returns
+    the new value as it should be written (encoded), or None to keep the pair as it is.
+    """
+    parts = text.split("&")
+    for i, part in enumerate(parts):
+        key, sep, value = part.partition("=")
+        if sep and (new := change(unquote_plus(key).strip().lower(), unquote_plus(value))) is not None:
+            parts[i] = f"{key}={new}"
+    return "&".join(parts)
 
 
 def _cookie_pair(redactor: Redactor, pair: str) -> str:

@@ -21,19 +21,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
-
-import certifi
-import httpx
 
 from .catalog import Catalog
 from .flows import StoredFlow
 from .ingest import Ingest
 from .record import FlowRecord, Headers, header
-from .redact import FINGERPRINT_PREFIX, is_redacted
-from .store import insert, open_db
+from .redact import FINGERPRINT_PREFIX, is_redacted, rewrite_form
+from .store import insert, open_db, tenant_names
 from .validate import Validator
+
+if TYPE_CHECKING:  # httpx is imported when a replay is sent: the browser starts without it
+    import httpx
 
 TOKEN_VARIABLE = "XERO_ACCESS_TOKEN"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -199,14 +199,9 @@ def _header_name(headers: Headers, name: str, default: str) -> str:
 def _fill(pairs: str, secrets: Mapping[str, str]) -> str:
     """An urlencoded string with redacted values of the named fields replaced."""
     wanted = {k.lower(): v for k, v in secrets.items()}
-    out = []
-    for part in pairs.split("&"):
-        key, sep, value = part.partition("=")
-        name = unquote_plus(key).strip().lower()
-        if sep and name in wanted and is_redacted(unquote_plus(value)):
-            part = f"{key}={quote(wanted[name], safe='')}"
-        out.append(part)
-    return "&".join(out)
+    return rewrite_form(
+        pairs, lambda name, value: quote(wanted[name], safe="") if name in wanted and is_redacted(value) else None
+    )
 
 
 def _fill_query(url: str, secrets: Mapping[str, str]) -> str:
@@ -253,6 +248,8 @@ def target_url(url: str, to: str | None) -> str:
 def ssl_context(ca: str | None = None) -> ssl.SSLContext:
     """Public roots, the system store, what the environment names (SSL_CERT_FILE,
     REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE), and ``--ca``."""
+    import certifi
+
     ctx = ssl.create_default_context(cafile=certifi.where())
     ctx.load_default_certs()
     files = [os.environ.get(v) for v in _CA_VARIABLES]
@@ -266,6 +263,8 @@ def ssl_context(ca: str | None = None) -> ssl.SSLContext:
 
 def send(client: httpx.Client, req: Request, to: str | None, replay_of: int | None) -> FlowRecord:
     """Send one request; the exchange as a FlowRecord (a transport failure is recorded, not raised)."""
+    import httpx
+
     wire = target_url(req.url, to)
     request = httpx.Request(req.method, wire, headers=list(req.headers), content=req.body)
     sent = tuple((k, v) for k, v in request.headers.multi_items())
@@ -313,6 +312,8 @@ def _transport_error(e: httpx.HTTPError) -> str:
 def client(opts: Options) -> httpx.Client:
     """Straight to the target, not through HTTP(S)_PROXY: a replay through our own proxy
     would be recorded twice. Redirects are not followed (they are part of the answer)."""
+    import httpx
+
     return httpx.Client(verify=ssl_context(opts.ca), timeout=opts.timeout, trust_env=False, follow_redirects=False)
 
 
@@ -363,9 +364,7 @@ class Replayer:
         rec = send(self._client, prepared.request, self.opts.to, flow.id)
         db = open_db(self.db_path, create=False)
         try:
-            self.ingest.known_tenants.update(
-                {r["id"]: r["name"] or r["id"] for r in db.query("SELECT id, name FROM tenants")}
-            )
+            self.ingest.known_tenants.update(tenant_names(db))
             item = self.ingest(rec)
             (new_id,) = insert(db, [item], time.time())
         finally:

@@ -15,9 +15,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from .catalog import Catalog
+from .export import flow_ids
 from .flows import StoredFlow, connect, load
-from .query import compile_filter, install
-from .replay import Options, Prepared, Replayer, ReplayError, Result
+from .query import Where, compile_filter, install
+from .replay import SAFE_METHODS, Options, Prepared, Replayer, ReplayError, Result
 from .replay import since as since_time
 from .store import open_db
 from .validate import Validator
@@ -25,26 +26,29 @@ from .validate import Validator
 _VERDICT_STYLE = {"fixed": "green", "ok": "", "still failing": "red", "newly failing": "bold red"}
 
 
-def select(db: str | Path, ids: tuple[int, ...], failed: bool, expr: str | None, since: str | None) -> list[int]:
+def chosen_flows(
+    db: str | Path, ids: tuple[int, ...], failed: bool, expr: str | None, since: str | None
+) -> list[StoredFlow]:
+    """The flows named, or matching the filter (with --failed: the failed ones that are not replays)."""
     conn = connect(db)
     install(conn)
     try:
-        if ids:
-            known = {r[0] for r in conn.execute(f"SELECT id FROM flows WHERE id IN ({', '.join('?' * len(ids))})", ids)}
-            missing = [i for i in ids if i not in known]
-            if missing:
-                raise ReplayError(f"no flow {', '.join(map(str, missing))} in {db}")
-            return list(dict.fromkeys(ids))
-        where = compile_filter(expr)
-        sql, params = where.sql, list(where.params)
-        if failed:  # replays of a failed call are not failed calls to replay again
-            sql += " AND outcome != 'ok' AND source != 'replay'"
-        if since:
-            sql += " AND started_at >= ?"
-            params.append(since_time(since))
-        return [r[0] for r in conn.execute(f"SELECT id FROM flows WHERE {sql} ORDER BY id", params)]
+        if not ids:
+            where = compile_filter(expr)
+            sql, params = where.sql, list(where.params)
+            if failed:  # replays of a failed call are not failed calls to replay again
+                sql += " AND outcome != 'ok' AND source != 'replay'"
+            if since:
+                sql += " AND started_at >= ?"
+                params.append(since_time(since))
+            ids = tuple(flow_ids(conn, Where(sql, tuple(params))))
+        found = {i: load(conn, i) for i in dict.fromkeys(ids)}
     finally:
         conn.close()
+    missing = [str(i) for i, f in found.items() if f is None]
+    if missing:
+        raise ReplayError(f"no flow {', '.join(missing)} in {db}")
+    return [f for f in found.values() if f is not None]
 
 
 def run_replay(
@@ -61,16 +65,11 @@ def run_replay(
 ) -> int:
     """The exit code: 0 all replays succeed, 1 any still fails, 2 nothing sent."""
     open_db(db, create=False).close()  # ours, and migrated
-    chosen = select(db, ids, failed, expr, since)
+    flows = chosen_flows(db, ids, failed, expr, since)
     err = Console(stderr=True)
-    if not chosen:
+    if not flows:
         err.print("no flows match: nothing to replay")
         return 0
-    conn = connect(db)
-    try:
-        flows = [f for f in (load(conn, i) for i in chosen) if f is not None]
-    finally:
-        conn.close()
     with Replayer(db, catalog, validator, opts, keep_secrets) as replayer:
         plans = _prepare_all(replayer, flows, yes)
         results = []
@@ -97,7 +96,7 @@ def run_replay(
 
 
 def _prepare_all(replayer: Replayer, flows: list[StoredFlow], yes: bool) -> list[tuple[StoredFlow, Prepared]]:
-    writes = [f for f in flows if str(f.row["method"]).upper() not in ("GET", "HEAD", "OPTIONS")]
+    writes = [f for f in flows if str(f.row["method"]).upper() not in SAFE_METHODS]
     if writes and not yes:
         named = ", ".join(f"{f.row['method']} #{f.id}" for f in writes[:5]) + (" …" if len(writes) > 5 else "")
         raise ReplayError(

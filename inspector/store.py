@@ -327,6 +327,11 @@ def insert_findings(conn: sqlite3.Connection, rows: Sequence[tuple[int, dict[str
     conn.executemany(_INSERT_FINDING, [(fid, *(f.get(c) for c in _FINDING_FIELDS)) for fid, f in rows])
 
 
+def tenant_names(db: Database) -> dict[str, str]:
+    """Organisation id -> name (the id when unnamed), as ingest's ``known_tenants`` wants them."""
+    return {r["id"]: r["name"] or r["id"] for r in db.query("SELECT id, name FROM tenants")}
+
+
 def save_recorder(db: Database, row: dict[str, Any]) -> None:
     with db.atomic():
         db.table("recorders").upsert(row, pk="id")

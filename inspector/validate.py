@@ -221,6 +221,13 @@ class Validator:
     def __init__(self, cache: SchemaCache | None = None) -> None:
         self.cache = cache or SchemaCache()
 
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> Validator:
+        """A validator whose user schemas have compiled (a broken XSD fails here, by name)."""
+        cache = SchemaCache()
+        preload(catalog, cache)
+        return cls(cache)
+
     def check(self, xml: bytes, schema: BodySchema | None, side: str) -> Checked:
         checked = parse(xml, side)
         if checked.root is None or checked.findings or schema is None:

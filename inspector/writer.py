@@ -28,7 +28,7 @@ from sqlite_utils import Database
 
 from .ingest import Ingest, Ingested
 from .record import FlowRecord
-from .store import BUSY_TIMEOUT_MS, StoreError, insert, open_db, save_recorder
+from .store import BUSY_TIMEOUT_MS, StoreError, insert, open_db, save_recorder, tenant_names
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -176,9 +176,7 @@ class Writer:
         if db is None:
             return
         # Organisations named earlier in this file explain a 403 for a tenant not connected.
-        self.ingest.known_tenants.update(
-            {r["id"]: r["name"] or r["id"] for r in db.query("SELECT id, name FROM tenants")}
-        )
+        self.ingest.known_tenants.update(tenant_names(db))
         next_stats = 0.0
         try:
             while True:

@@ -13,8 +13,10 @@ from lxml import etree
 _local = threading.local()
 
 
-def parser() -> etree.XMLParser:
-    p: etree.XMLParser | None = getattr(_local, "parser", None)
+def parser(blankless: bool = False) -> etree.XMLParser:
+    """This thread's parser; ``blankless`` drops whitespace between elements (to re-indent)."""
+    name = "blankless" if blankless else "parser"
+    p: etree.XMLParser | None = getattr(_local, name, None)
     if p is None:
         p = etree.XMLParser(
             resolve_entities=False,
@@ -22,15 +24,15 @@ def parser() -> etree.XMLParser:
             load_dtd=False,
             huge_tree=False,
             collect_ids=False,
-            remove_blank_text=False,
+            remove_blank_text=blankless,
         )
-        _local.parser = p
+        setattr(_local, name, p)
     return p
 
 
-def parse(data: bytes) -> etree._Element:
+def parse(data: bytes, blankless: bool = False) -> etree._Element:
     """The root element; raises ``etree.XMLSyntaxError`` for anything not well-formed."""
-    return etree.fromstring(data, parser())
+    return etree.fromstring(data, parser(blankless))
 
 
 def try_parse(data: bytes | None) -> etree._Element | None:

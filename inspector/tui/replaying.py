@@ -17,7 +17,7 @@ from ..catalog import Catalog
 from ..diff import FlowDiff, render
 from ..flows import StoredFlow
 from ..replay import Options, Prepared, Replayer, Request, Result, prepare
-from ..validate import SchemaCache, Validator, preload
+from ..validate import Validator
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Replays:
         """The editor checks on the UI thread: a validator of its own, compiled once, never shared
         with the sending thread (an lxml schema must not validate in two threads at once)."""
         if self._editor_validator is None:
-            self._editor_validator = _validator(self.catalog)
+            self._editor_validator = Validator.for_catalog(self.catalog)
         return self._editor_validator
 
     def set_token(self, token: str) -> None:
@@ -62,18 +62,12 @@ class Replays:
     def send(self, flow: StoredFlow, prepared: Prepared) -> Result:
         with self._send_lock:
             if self._replayer is None:
-                self._replayer = Replayer(self.db, self.catalog, _validator(self.catalog), self.options)
+                self._replayer = Replayer(self.db, self.catalog, Validator.for_catalog(self.catalog), self.options)
             return self._replayer.send(flow, prepared)
 
     def close(self) -> None:
         if self._replayer is not None:
             self._replayer.close()
-
-
-def _validator(catalog: Catalog) -> Validator:
-    cache = SchemaCache()
-    preload(catalog, cache)
-    return Validator(cache)
 
 
 class DiffScreen(Screen[None]):
