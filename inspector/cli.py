@@ -531,6 +531,88 @@ def revalidate(db: str, catalogs: tuple[str, ...]) -> None:
     )
 
 
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_db_option("SQLite file to import into (created if missing).")
+@click.option("--keep-secrets", is_flag=True, help="Store tokens and keys as they are (default: fingerprints).")
+@click.option("--no-validate", is_flag=True, help="Import without checking bodies against the schemas.")
+@click.option(
+    "--hosts", multiple=True, metavar="REGEX", help="Extra hosts to treat as Xero (a company gateway); repeatable."
+)
+@_catalog_option
+@user_errors
+def import_(
+    file: str, db: str, keep_secrets: bool, no_validate: bool, hosts: tuple[str, ...], catalogs: tuple[str, ...]
+) -> None:
+    """Import a HAR file (browser devtools, Charles, Proxyman, Fiddler, HTTP Toolkit) or a
+    mitmproxy flow file (mitmdump -w, .mitm) and check every Xero call in it.
+
+    Each exchange is classified, redacted and validated as if the proxy had recorded it;
+    calls to other hosts are skipped and counted. A malformed file is refused whole:
+    nothing is imported.
+
+    Example: xero-inspector import session.har --db flows.db
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .importer import ImportFileError, run_import
+
+    catalog, validator = _load_catalog(catalogs)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(f"importing {Path(file).name}", total=None)
+        try:
+            result = run_import(
+                db,
+                file,
+                catalog,
+                None if no_validate else validator,
+                keep_secrets=keep_secrets,
+                hosts=hosts,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        except ImportFileError as e:
+            raise UserError(f"{e}; nothing was imported") from e
+        except re.error as e:
+            raise click.BadParameter(f"not a regular expression: {e}", param_hint="--hosts") from e
+    click.echo(result.summary())
+
+
+@main.command()
+@click.argument("ids", nargs=-1, type=int)
+@_db_option("SQLite file to export from.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["har", "curl", "mitm"]),
+    default="har",
+    show_default=True,
+    help="HAR 1.2 (Chrome DevTools, Charles…), curl commands, or a mitmproxy flow file.",
+)
+@click.option("--filter", "filter_expr", metavar="EXPR", help="Only flows matching this filter (~api xpm & ~c 400).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--keep-secrets", is_flag=True, help="Export tokens and keys as stored (default: redacted).")
+@user_errors
+def export(
+    ids: tuple[int, ...], db: str, fmt: str, filter_expr: str | None, output: str | None, keep_secrets: bool
+) -> None:
+    """Write recorded flows (all, the IDs given, or those matching --filter) for other tools.
+
+    Secrets leave redacted; curl names each as a shell variable (${XERO_ACCESS_TOKEN}).
+
+    Examples: xero-inspector export --format har -o calls.har;
+    xero-inspector export --format curl --filter "~err" > failed.sh;
+    xero-inspector export --format mitm -o calls.mitm && mitmproxy -r calls.mitm
+    """
+    from .export import export_flows
+
+    if fmt == "mitm" and not output and sys.stdout.isatty():
+        raise UserError("a mitmproxy flow file is binary: give -o FILE (or redirect stdout)")
+    n = export_flows(db, fmt, ids, filter_expr, output, keep_secrets)
+    click.echo(f"{n} flow(s) exported as {fmt}" + (f" to {output}" if output else ""), err=True)
+
+
 @main.command()
 @click.option("--family", help="Only this API family (xpm-3.0, accounting-2.0, ...).")
 @click.option("--schemas-only", is_flag=True, help="Only endpoints whose request body has a schema.")

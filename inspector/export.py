@@ -1,50 +1,151 @@
-"""Flows out of the store: as a curl command, or as HAR 1.2 that browsers and tools import.
+"""Flows out of the store: as curl commands, as HAR 1.2 that browsers and tools import,
+or (``mitmflows``) as a mitmproxy flow file.
 
-Secrets stay as the store holds them (fingerprints, unless recorded with --keep-secrets);
-a redacted bearer token becomes ``$XERO_ACCESS_TOKEN`` in curl so the command runs once
-the user exports a fresh token.
+Secrets go out redacted, even from a database recorded with --keep-secrets, unless the
+export itself is asked to keep them. In curl, each redacted secret becomes a shell
+variable (``${XERO_ACCESS_TOKEN}``, ``${XERO_API_KEY}``…), so the command runs once the
+user exports fresh values.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
+import os
+import re
 import shlex
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TextIO
+from pathlib import Path
+from typing import BinaryIO, TextIO
+from urllib.parse import parse_qsl, urlsplit
 
 from . import __version__
 from .flows import StoredFlow, load
 from .query import Where
-from .redact import is_redacted
+from .redact import Redactor
+from .store import StoreError
 
 TOKEN_VARIABLE = "XERO_ACCESS_TOKEN"
 # Set by curl itself, or wrong once the body is re-sent decoded.
 _CURL_SKIP = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding"}
+_FINGERPRINT_RE = re.compile(r"redacted:sha256:[0-9a-f]{8}")
+# Where a fingerprint sits says which secret it stands for: the placeholder is named after it.
+_SECRET_CONTEXTS = (
+    (re.compile(r"^authorization:\s*bearer\s+$", re.IGNORECASE), lambda m: TOKEN_VARIABLE),
+    (re.compile(r"^authorization:\s*basic\s+$", re.IGNORECASE), lambda m: "XERO_BASIC_CREDENTIALS"),
+    (re.compile(r"([A-Za-z_][\w.-]*)=$"), lambda m: _variable(m.group(1))),
+    (re.compile(r'"([A-Za-z_]\w*)"\s*:\s*"$'), lambda m: _variable(m.group(1))),
+)
 
 
-def curl(flow: StoredFlow) -> str:
+def outgoing(flow: StoredFlow, keep_secrets: bool = False) -> StoredFlow:
+    """The flow as it may leave the machine: secrets fingerprinted (a no-op on a redacted store)."""
+    if keep_secrets:
+        return flow
+    redactor = Redactor()
+    row = flow.row
+    identity = row["family"] == "identity"
+    new_row = dict(row, url=redactor.url(str(row["url"]), identity))
+    for side in ("request", "response"):
+        headers = flow.headers(side)
+        if headers is not None:
+            new_row[f"{side}_headers"] = json.dumps(redactor.headers(tuple(headers)))
+    bodies = {}
+    for side in ("request", "response"):
+        body = flow.body(side)
+        fmt = row[f"{side}_format"]
+        if isinstance(body, str) and fmt in ("form", "form-xml"):
+            body = redactor.form(body, identity)
+        elif isinstance(body, str) and fmt == "json":
+            body = redactor.json(body, identity)
+        bodies[side] = body
+    if not redactor.count:
+        return flow
+    return replace(flow, row=new_row, request_body=bodies["request"], response_body=bodies["response"])
+
+
+def curl(flow: StoredFlow, keep_secrets: bool = False) -> str:
     """The request as a curl command line that can be pasted into a shell."""
+    flow = outgoing(flow, keep_secrets)
+    names: dict[str, str] = {}
     method = str(flow.row["method"])
-    head = "curl" + (f" -X {method}" if method != "GET" else "") + " " + shlex.quote(str(flow.row["url"]))
+    verb = " -I" if method == "HEAD" else (f" -X {method}" if method != "GET" else "")
+    head = f"curl{verb} " + _sh(str(flow.row["url"]), names)
     parts: list[str] = []
     for name, value in flow.headers("request") or []:
-        if name.lower() in _CURL_SKIP:
-            continue
-        if name.lower() == "authorization" and value.lower().startswith("bearer ") and is_redacted(value):
-            parts += ["-H", f'"Authorization: Bearer ${TOKEN_VARIABLE}"']
-        else:
-            parts += ["-H", shlex.quote(f"{name}: {value}")]
+        if name.lower() not in _CURL_SKIP:
+            parts += ["-H", _sh(f"{name}: {value}", names)]
     body = flow.request_body
     if isinstance(body, bytes):
-        parts += ["--data-binary", "@request.bin"]  # bytes do not survive a shell line; save them first
+        # Bytes do not survive a shell line; the user saves them to this file first.
+        parts += ["--data-binary", f"@request-{flow.id}.bin"]
     elif body:
-        parts += ["--data-binary", shlex.quote(body)]
+        parts += ["--data-binary", _sh(body, names)]
     if any(n.lower() == "accept-encoding" for n, _ in flow.headers("request") or []):
         parts.append("--compressed")
     return " \\\n  ".join([head, *_pairs(parts)])
+
+
+def curl_variables(command: str) -> list[str]:
+    """The shell variables a curl command from ``curl`` needs set, in order of appearance."""
+    return list(dict.fromkeys(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", command)))
+
+
+def write_curl(conn: sqlite3.Connection, ids: Iterable[int], out: TextIO, keep_secrets: bool = False) -> int:
+    """A shell script: one commented curl command per flow; the variables it needs named on top."""
+    commands = []
+    for fid in ids:
+        flow = load(conn, fid)
+        if flow is None:
+            continue
+        r = flow.row
+        status = r["status"] if r["status"] is not None else "—"
+        note = f"# #{fid} {r['method']} {str(r['url']).split('?')[0]}  →  {status} {r['outcome']}"
+        if r["request_truncated"]:
+            note += f"\n# the request body was cut at {r['request_size']} bytes when recorded: this sends only that"
+        commands.append(f"{note}\n{curl(flow, keep_secrets)}\n")
+    variables = curl_variables("".join(commands))
+    out.write("#!/bin/sh\n# xero-inspector: each recorded call as a curl command.\n")
+    if variables:
+        out.write("# Secrets were redacted; set these first: " + ", ".join(variables) + "\n")
+        out.write("".join(f': "${{{v}:?set {v}}}"\n' for v in variables))
+    out.write("\n" + "\n".join(commands))
+    return len(commands)
+
+
+def _variable(field: str) -> str:
+    """apiKey → XERO_API_KEY, client_secret → XERO_CLIENT_SECRET."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", field).upper().replace("-", "_").replace(".", "_")
+    return snake if snake.startswith("XERO") else f"XERO_{snake}"
+
+
+def _sh(text: str, names: dict[str, str]) -> str:
+    """Shell-quoted ``text``; any fingerprint in it becomes a ``${VARIABLE}`` inside double quotes."""
+    if not _FINGERPRINT_RE.search(text):
+        return shlex.quote(text)
+    out, pos = ['"'], 0
+    for m in _FINGERPRINT_RE.finditer(text):
+        before = text[pos : m.start()]
+        out.append(re.sub(r'([\\"$`])', r"\\\1", before))
+        if m.group(0) not in names:
+            names[m.group(0)] = _name_for(text[: m.start()], len(names) + 1)
+        out.append("${" + names[m.group(0)] + "}")
+        pos = m.end()
+    out.append(re.sub(r'([\\"$`])', r"\\\1", text[pos:]) + '"')
+    return "".join(out)
+
+
+def _name_for(before: str, n: int) -> str:
+    tail = before[-200:]
+    for pattern, name in _SECRET_CONTEXTS:
+        if m := pattern.search(tail):
+            return name(m)
+    return f"XERO_SECRET_{n}"
 
 
 def _pairs(parts: list[str]) -> Iterator[str]:
@@ -60,7 +161,8 @@ def _pairs(parts: list[str]) -> Iterator[str]:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # Rounded, not cut: isoformat would truncate to the millisecond below.
+    return datetime.fromtimestamp(round(ts, 3), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _har_headers(headers: Sequence[tuple[str, str]] | None) -> list[dict[str, str]]:
@@ -76,7 +178,8 @@ def _content(body: str | bytes | None, mime: str | None) -> dict[str, object]:
     return {"size": len(body.encode("utf-8")), "mimeType": mime or "", "text": body}
 
 
-def har_entry(flow: StoredFlow) -> dict[str, object]:
+def har_entry(flow: StoredFlow, keep_secrets: bool = False) -> dict[str, object]:
+    flow = outgoing(flow, keep_secrets)
     r = flow.row
     version = r["http_version"] or "HTTP/1.1"
     request: dict[str, object] = {
@@ -85,14 +188,14 @@ def har_entry(flow: StoredFlow) -> dict[str, object]:
         "httpVersion": version,
         "cookies": [],
         "headers": _har_headers(flow.headers("request")),
-        "queryString": [],
+        "queryString": [{"name": k, "value": v} for k, v in parse_qsl(urlsplit(r["url"]).query, True)],
         "headersSize": -1,
         "bodySize": r["request_raw_size"] if r["request_raw_size"] is not None else -1,
     }
     if flow.request_body is not None:
         post = _content(flow.request_body, r["request_content_type"])
         request["postData"] = {k: post[k] for k in ("mimeType", "text", "encoding") if k in post}
-    duration = r["duration_ms"] if r["duration_ms"] is not None else -1
+    duration = max(r["duration_ms"] or 0, 0)
     response: dict[str, object] = {
         "status": r["status"] or 0,
         "statusText": r["reason"] or "",
@@ -112,7 +215,8 @@ def har_entry(flow: StoredFlow) -> dict[str, object]:
         "request": request,
         "response": response,
         "cache": {},
-        "timings": {"send": 0, "wait": duration, "receive": 0},
+        # Only the total is known: it is all "wait"; -1 is HAR's "does not apply".
+        "timings": {"blocked": -1, "dns": -1, "connect": -1, "ssl": -1, "send": 0, "wait": duration, "receive": 0},
         "serverIPAddress": (r["server_addr"] or "").rsplit(":", 1)[0],
         # Custom fields start with an underscore (HAR 1.2); what a Xero integrator needs.
         "_xeroInspector": {
@@ -126,8 +230,24 @@ def har_entry(flow: StoredFlow) -> dict[str, object]:
             "correlationId": r["correlation_id"],
             "replayOf": r["replay_of"],
             "comment": r["comment"],
+            "serverAddr": r["server_addr"],  # with its port (a --redirect target, say)
             "findings": flow.findings,
+            "token": token_claims(r),
         },
+    }
+
+
+def token_claims(row: dict[str, object]) -> dict[str, object] | None:
+    """What the store read from the Bearer token before redacting it; an import judges the
+    call on these, as the token itself does not travel."""
+    if row["token_exp"] is None and not row["token_scopes"] and not row["token_client_id"]:
+        return None
+    scopes = str(row["token_scopes"] or "").split()
+    return {
+        "exp": row["token_exp"],
+        "scopes": scopes,
+        "clientId": row["token_client_id"],
+        "userId": row["token_user_id"],
     }
 
 
@@ -136,16 +256,76 @@ def flow_ids(conn: sqlite3.Connection, where: Where) -> Iterator[int]:
         yield int(fid)
 
 
-def write_har(conn: sqlite3.Connection, ids: Iterable[int], out: TextIO) -> int:
+def write_har(conn: sqlite3.Connection, ids: Iterable[int], out: TextIO, keep_secrets: bool = False) -> int:
     """Stream HAR to ``out`` one entry at a time (a filtered export may be large); the entry count."""
     creator = {"name": "xero-inspector", "version": __version__}
-    out.write('{"log": {"version": "1.2", "creator": ' + json.dumps(creator) + ', "entries": [\n')
+    out.write('{"log": {"version": "1.2", "creator": ' + json.dumps(creator) + ', "pages": [], "entries": [\n')
     n = 0
     for fid in ids:
         flow = load(conn, fid)
         if flow is None:
             continue
-        out.write((",\n" if n else "") + json.dumps(har_entry(flow), ensure_ascii=False))
+        out.write((",\n" if n else "") + json.dumps(har_entry(flow, keep_secrets), ensure_ascii=False))
         n += 1
     out.write("\n]}}\n")
     return n
+
+
+FORMATS = {"har": ".har", "curl": ".sh", "mitm": ".mitm"}  # and the file name ending each is saved with
+
+
+def export_flows(
+    db: str | Path, fmt: str, ids: Sequence[int], expr: str | None, output: str | None, keep_secrets: bool = False
+) -> int:
+    """The CLI's export: the flows named (or matching ``expr``, or all) to ``output`` or stdout."""
+    from .flows import connect
+    from .query import compile_filter
+    from .store import open_db
+
+    open_db(db, create=False).close()  # one clear line for a missing or foreign file
+    where = compile_filter(expr or "")
+    with connect(db) as conn:
+        if ids:
+            missing = [i for i in ids if conn.execute("SELECT 1 FROM flows WHERE id = ?", (i,)).fetchone() is None]
+            if missing:
+                raise StoreError(f"no flow {', '.join(map(str, missing))} in {db}")
+        chosen: Iterable[int] = [i for i in ids if _matches(conn, where, i)] if ids else flow_ids(conn, where)
+        if output is None:
+            return _write(conn, fmt, chosen, sys.stdout.buffer, keep_secrets)
+        return write_file(conn, fmt, chosen, output, keep_secrets)
+
+
+def write_file(
+    conn: sqlite3.Connection, fmt: str, ids: Iterable[int], path: str | Path, keep_secrets: bool = False
+) -> int:
+    """Export to a file, written beside its final name and renamed into place: a failed export
+    never leaves half a file where a good one was. Used by the CLI and the browser."""
+    target = Path(path)
+    part = target.with_name(f".{target.name}.part")
+    try:
+        with part.open("wb") as out:
+            n = _write(conn, fmt, ids, out, keep_secrets)
+        if fmt == "curl":
+            part.chmod(0o700)  # a script to run; owner-only, as it may carry kept secrets
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    return n
+
+
+def _write(conn: sqlite3.Connection, fmt: str, ids: Iterable[int], out: BinaryIO, keep_secrets: bool) -> int:
+    if fmt == "mitm":
+        from .mitmflows import write_mitm
+
+        return write_mitm(conn, ids, out, keep_secrets)
+    # surrogateescape: a header that was not UTF-8 goes out as the bytes it came in as
+    text = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape", newline="\n", write_through=True)
+    try:
+        return (write_har if fmt == "har" else write_curl)(conn, ids, text, keep_secrets)
+    finally:
+        text.detach()  # leave ``out`` open for its owner
+
+
+def _matches(conn: sqlite3.Connection, where: Where, fid: int) -> bool:
+    sql = f"SELECT 1 FROM flows WHERE id = ? AND ({where.sql})"
+    return conn.execute(sql, (fid, *where.params)).fetchone() is not None

@@ -79,11 +79,12 @@ class Ingest:
         fam = self.catalog.family(cls.family)
         identity = cls.family == "identity"
 
-        req = self._body(rec.request_body, rec.request_headers)
-        resp = self._body(rec.response_body, rec.response_headers or ())
+        encoded = not rec.content_decoded
+        req = self._body(rec.request_body, rec.request_headers, encoded)
+        resp = self._body(rec.response_body, rec.response_headers or (), encoded)
 
         # Facts first: they need what redaction is about to remove.
-        token = facts.token_facts(header(rec.request_headers, "authorization"))
+        token = facts.token_facts(header(rec.request_headers, "authorization")) or rec.token
         tenant = facts.tenant_id(rec.request_headers, parts.query, fam.tenant_param if fam else None)
         limits = facts.rate_limits(rec.response_headers)
         req_ct, resp_ct = header(rec.request_headers, "content-type"), header(rec.response_headers, "content-type")
@@ -188,12 +189,12 @@ class Ingest:
             "error": rec.error,
         }
 
-    def _body(self, raw: bytes | None, headers: Headers) -> Body:
+    def _body(self, raw: bytes | None, headers: Headers, encoded: bool = True) -> Body:
         if raw is None:
             return Body(None, None)
         content_type = header(headers, "content-type")
         try:
-            decoded = decode_content(raw, header(headers, "content-encoding"), self.max_body)
+            decoded = decode_content(raw, header(headers, "content-encoding") if encoded else None, self.max_body)
         except DecodeError as e:
             # Keep the bytes as they came; say why they are not readable.
             return Body(raw[: self.max_body], len(raw), len(raw) > self.max_body, "binary", None, str(e))

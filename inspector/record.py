@@ -7,7 +7,10 @@ turned into a FlowRecord; ingest takes it from there. Nothing here knows mitmpro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .facts import TokenFacts
 
 Headers = tuple[tuple[str, str], ...]
 Source = Literal["proxy", "replay", "import"]
@@ -40,6 +43,12 @@ class FlowRecord:
     error: str | None = None  # transport failure text (refused, TLS, timeout…)
     source: Source = "proxy"
     replay_of: int | None = None
+    # HAR keeps bodies decoded while the headers still name the encoding; the bodies are
+    # then taken as they are, not decoded a second time.
+    content_decoded: bool = False
+    # The claims of a token that reached us already redacted (an export that carried them),
+    # so an imported call is judged on its token as the original was.
+    token: TokenFacts | None = None
 
     @property
     def body_bytes(self) -> int:

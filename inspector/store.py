@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from .findings import SCHEMA_RULES
 from .ingest import Ingested
 
 # PRAGMA application_id marks the file as ours ("XINS"), so a stranger's database is refused.
@@ -195,7 +197,50 @@ def _v3_marks(db: Database) -> None:
     db.execute("CREATE INDEX idx_flows_marked ON flows (marked) WHERE marked")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_findings, _v3_marks)
+# Times as UTC text, for people and tools that do not read Unix seconds.
+_UTC = "strftime('%Y-%m-%d %H:%M:%f', {}, 'unixepoch')"
+
+
+def _v4_views(db: Database) -> None:
+    """Views any SQLite tool (Datasette first) can show as they are: what failed, what broke
+    a schema, how the rate limits ran down. Derived data only, so they never need migrating."""
+    rules = ", ".join(f"'{r}'" for r in sorted(SCHEMA_RULES))
+    db.execute(
+        "CREATE VIEW failed_calls AS SELECT f.id, "
+        + _UTC.format("f.started_at")
+        + " AS started_utc, f.method, f.family, f.endpoint, f.url, f.status, f.outcome, f.api_error, "
+        "f.error AS transport_error, f.errors, f.warnings, f.tenant_id, t.name AS tenant_name, f.correlation_id, "
+        "f.source, f.replay_of, (SELECT count(*) FROM flows r WHERE r.replay_of = f.id) AS replays "
+        "FROM flows f LEFT JOIN tenants t ON t.id = f.tenant_id WHERE f.outcome != 'ok' ORDER BY f.id"
+    )
+    db.execute(
+        "CREATE VIEW schema_violations AS SELECT fi.flow_id, "
+        + _UTC.format("f.started_at")
+        + ' AS started_utc, f.method, f.endpoint, fi.side, fi.severity, fi.rule, fi.line, fi."column", '
+        "fi.xpath, fi.message, fi.schema, fi.hint, f.url FROM findings fi JOIN flows f ON f.id = fi.flow_id "
+        f"WHERE fi.rule IN ({rules}) ORDER BY fi.flow_id, fi.id"
+    )
+    db.execute(
+        "CREATE VIEW rate_limits AS SELECT f.id, "
+        + _UTC.format("f.started_at")
+        + " AS started_utc, f.tenant_id, t.name AS tenant_name, f.family, f.endpoint, f.status, "
+        "f.rl_day_remaining AS day_remaining, f.rl_minute_remaining AS minute_remaining, "
+        "f.rl_app_minute_remaining AS app_minute_remaining, f.retry_after, f.rate_limit_problem AS problem "
+        "FROM flows f LEFT JOIN tenants t ON t.id = f.tenant_id "
+        "WHERE f.status = 429 OR f.rate_limit_problem IS NOT NULL OR f.rl_day_remaining IS NOT NULL "
+        "OR f.rl_minute_remaining IS NOT NULL OR f.rl_app_minute_remaining IS NOT NULL ORDER BY f.id"
+    )
+    db.execute(
+        "CREATE VIEW endpoint_summary AS SELECT family, method, endpoint, count(*) AS calls, "
+        "sum(outcome != 'ok') AS failed, sum(errors) AS errors, sum(warnings) AS warnings, "
+        "round(avg(duration_ms), 1) AS avg_ms, "
+        + _UTC.format("max(started_at)")
+        + " AS last_utc FROM flows GROUP BY family, method, endpoint ORDER BY failed DESC, calls DESC"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_findings, _v3_marks, _v4_views)
+VIEWS = ("failed_calls", "schema_violations", "rate_limits", "endpoint_summary")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -295,30 +340,43 @@ def insert(db: Database, batch: Sequence[Ingested], seen_at: float) -> list[int]
     cannot collide with another writer's (a second proxy on the same file): one
     executemany per table instead of a statement per flow.
     """
+    with write_transaction(db):
+        return insert_rows(db, batch, seen_at)
+
+
+@contextmanager
+def write_transaction(db: Database) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (Ctrl+C included)."""
     conn = db.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
-        first = int(conn.execute(_NEXT_ID).fetchone()[0])
-        ids = list(range(first, first + len(batch)))
-        conn.executemany(
-            _INSERT_FLOW,
-            [
-                (fid, *(item.flow.get(c, _FLOW_DEFAULTS.get(c)) for c in _FLOW_FIELDS))
-                for fid, item in zip(ids, batch, strict=True)
-            ],
-        )
-        conn.executemany(
-            _INSERT_BODY,
-            [(fid, b["side"], b["text"], b["data"]) for fid, item in zip(ids, batch, strict=True) for b in item.bodies],
-        )
-        insert_findings(conn, [(fid, f) for fid, item in zip(ids, batch, strict=True) for f in item.findings])
-        tenants = [{**t, "seen_at": seen_at} for item in batch for t in item.tenants]
-        if tenants:
-            db.table("tenants").upsert_all(tenants, pk="id")
+        yield
         conn.execute("COMMIT")
     except BaseException:
         conn.rollback()
         raise
+
+
+def insert_rows(db: Database, batch: Sequence[Ingested], seen_at: float) -> list[int]:
+    """``insert`` inside the caller's write transaction (an import is one transaction of many batches)."""
+    conn = db.conn
+    first = int(conn.execute(_NEXT_ID).fetchone()[0])
+    ids = list(range(first, first + len(batch)))
+    conn.executemany(
+        _INSERT_FLOW,
+        [
+            (fid, *(item.flow.get(c, _FLOW_DEFAULTS.get(c)) for c in _FLOW_FIELDS))
+            for fid, item in zip(ids, batch, strict=True)
+        ],
+    )
+    conn.executemany(
+        _INSERT_BODY,
+        [(fid, b["side"], b["text"], b["data"]) for fid, item in zip(ids, batch, strict=True) for b in item.bodies],
+    )
+    insert_findings(conn, [(fid, f) for fid, item in zip(ids, batch, strict=True) for f in item.findings])
+    tenants = [{**t, "seen_at": seen_at} for item in batch for t in item.tenants]
+    if tenants:
+        db.table("tenants").upsert_all(tenants, pk="id")
     return ids
 
 

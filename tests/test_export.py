@@ -30,7 +30,7 @@ def test_curl_is_a_shell_line_with_the_token_as_a_variable(tmp_path: Path) -> No
     command = export.curl(flow)
     words = shlex.split(command.replace("\\\n", " "))
     assert words[:4] == ["curl", "-X", "POST", "https://api.xero.com/practicemanager/3.0/job.api/add"]
-    assert "Authorization: Bearer $XERO_ACCESS_TOKEN" in words
+    assert "Authorization: Bearer ${XERO_ACCESS_TOKEN}" in words
     assert "redacted:" not in command
     body = words[words.index("--data-binary") + 1]
     assert body == flow.request_body and "<ClientId>24097642</ClientId>" in body

@@ -189,7 +189,7 @@ async def test_export_har_and_copy_curl(db: Path, tmp_path: Path) -> None:
         await settled(pilot, app)
         await pilot.press("c")
         await until(pilot, lambda: "curl -X POST" in app.clipboard)
-        assert "$XERO_ACCESS_TOKEN" in app.clipboard
+        assert "${XERO_ACCESS_TOKEN}" in app.clipboard
 
         await pilot.press("E")
         await until(pilot, lambda: isinstance(app.screen, ExportScreen))
@@ -202,6 +202,31 @@ async def test_export_har_and_copy_curl(db: Path, tmp_path: Path) -> None:
     entries = json.loads(target.read_text())["log"]["entries"]
     assert len(entries) == app.flows.total == 20
     assert {e["request"]["url"] for e in entries} == {"https://api.xero.com/practicemanager/3.0/job.api/add"}
+
+
+async def test_export_as_mitmproxy_flows_from_the_browser(db: Path, tmp_path: Path) -> None:
+    from mitmproxy.io import FlowReader
+
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        app.set_filter("~c 429")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~c 429")
+        await settled(pilot, app)
+        await pilot.press("E")
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen))
+        path = app.screen.query_one("#path", Input)
+        path.value = str(tmp_path / "limited.har")
+        app.screen.query_one("#filtered").value = True
+        app.screen.query_one("#mitm").value = True
+        await until(pilot, lambda: path.value.endswith("limited.mitm"))  # the name follows the format
+        path.focus()
+        await pilot.press("enter")
+        target = tmp_path / "limited.mitm"
+        await until(pilot, target.exists)
+    with target.open("rb") as f:
+        got = list(FlowReader(f).stream())
+    assert len(got) == app.flows.total == sql(db, "SELECT count(*) FROM flows WHERE status = 429")[0][0] > 0
+    assert {f.response.status_code for f in got} == {429}  # type: ignore[attr-defined]
 
 
 async def test_organisations_panel(db: Path) -> None:
@@ -228,4 +253,4 @@ async def test_help_and_palette_commands(db: Path) -> None:
         assert "~tenant NAME|ID" in " ".join(str(s.render()) for s in app.screen.query(Static))
         await pilot.press("escape")
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        assert "Filter: Xero errors" in titles and "Export as HAR" in titles
+        assert "Filter: Xero errors" in titles and "Export" in titles

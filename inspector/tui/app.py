@@ -88,7 +88,7 @@ class InspectorApp(App[None]):
         Binding("c", "curl", "Copy curl"),
         Binding("r", "replay", "Replay"),
         Binding("e", "edit", "Edit+send"),
-        Binding("E", "export", "Export HAR"),
+        Binding("E", "export", "Export"),
         Binding("d", "delete", "Delete"),
         Binding("D", "delete_marked", "Delete marked", show=False),
         Binding("p", "pretty", "Pretty/as sent"),
@@ -113,7 +113,7 @@ class InspectorApp(App[None]):
         ("c", "copy the request as a curl command (OSC 52 clipboard)"),
         ("r", "replay the flow (a fresh token and Idempotency-Key; writes ask first); the diff opens"),
         ("e", "edit the request (checked against its schema as you type), Ctrl+S sends it"),
-        ("E", "export the marked (or this) flow, or every filtered flow, as HAR"),
+        ("E", "export the marked (or this) flow, or every filtered flow: HAR, curl or mitmproxy flows"),
         ("d / D", "delete this flow / every marked flow"),
         ("p", "body pretty-printed or as sent"),
         ("z", "zoom the detail pane"),
@@ -364,7 +364,7 @@ class InspectorApp(App[None]):
             yield SystemCommand(f"Filter: {title}", description, lambda e=expr: self.set_filter(e))
         yield SystemCommand("Follow new flows", "keep the newest flow selected", self.action_toggle_follow)
         yield SystemCommand("Organisations", "calls, limits left and 429s per tenant", self.action_organisations)
-        yield SystemCommand("Export as HAR", "the marked, selected or filtered flows", self.action_export)
+        yield SystemCommand("Export", "marked, selected or filtered flows: HAR, curl, mitmproxy", self.action_export)
         yield SystemCommand("Copy as curl", "the selected request as a curl command", self.action_curl)
         yield SystemCommand("Replay", "send the selected request again and compare", self.action_replay)
         yield SystemCommand("Edit and send", "edit the selected request, checked as you type", self.action_edit)
@@ -461,21 +461,21 @@ class InspectorApp(App[None]):
 
         def done(choice: ExportChoice | None) -> None:
             if choice is not None:
-                self._write_har(choice, query, marked > 0, row.id if row else None)
+                self._write_export(choice, query, marked > 0, row.id if row else None)
 
         self.call_from_thread(self.push_screen, ExportScreen(path, selected, filtered), done)
 
     @work(thread=True, group="out", exit_on_error=False)
-    def _write_har(self, choice: ExportChoice, query: FlowQuery, marked: bool, current: int | None) -> None:
+    def _write_export(self, choice: ExportChoice, query: FlowQuery, marked: bool, current: int | None) -> None:
         try:
-            with self.reader.conn() as conn, open(choice.path, "w", encoding="utf-8") as out:
+            with self.reader.conn() as conn:
                 if choice.scope == "filtered":
                     ids: Iterable[int] = export.flow_ids(conn, query.where)
                 elif marked:
                     ids = export.flow_ids(conn, MARKED.where)
                 else:
                     ids = [current] if current is not None else []
-                n = export.write_har(conn, ids, out)
+                n = export.write_file(conn, choice.format, ids, choice.path)
         except OSError as e:
             self.call_from_thread(self.notify, f"cannot write {choice.path}: {e.strerror or e}", severity="error")
             return

@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from .. import query
+from ..export import FORMATS
 
 
 class HelpScreen(ModalScreen[None]):
@@ -82,6 +83,10 @@ class TextPrompt(ModalScreen[str | None]):
 class ExportChoice:
     path: str
     scope: str  # selected | filtered
+    format: str = "har"  # har | curl | mitm (export.FORMATS)
+
+
+_FORMAT_LABELS = {"har": "HAR 1.2 (DevTools, Charles)", "curl": "curl script", "mitm": "mitmproxy flows"}
 
 
 class ExportScreen(ModalScreen[ExportChoice | None]):
@@ -95,19 +100,36 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("Export as HAR 1.2")
+            yield Label("Export")
             with RadioSet(id="scope"):
                 yield RadioButton(self.selected_label, value=True, id="selected")
                 yield RadioButton(self.filtered_label, id="filtered")
+            with RadioSet(id="format"):
+                for i, (fmt, label) in enumerate(_FORMAT_LABELS.items()):
+                    yield RadioButton(label, value=i == 0, id=fmt)
             yield Input(self.path, id="path")
-            yield Label("[dim]Enter exports · Esc cancels[/]")
+            yield Label("[dim]Enter exports · Esc cancels · secrets stay redacted[/]")
 
     def on_mount(self) -> None:
         self.query_one("#path", Input).focus()
 
+    @on(RadioSet.Changed, "#format")
+    def _format_changed(self, event: RadioSet.Changed) -> None:
+        """The file name follows the format, as a save dialog's does."""
+        path = self.query_one("#path", Input)
+        stem, dot, ext = path.value.rpartition(".")
+        if dot and "." + ext in FORMATS.values() and event.pressed.id:
+            path.value = stem + FORMATS[event.pressed.id]
+
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
-        pressed = self.query_one("#scope", RadioSet).pressed_button
-        scope = pressed.id if pressed is not None and pressed.id else "selected"
+        scope = self.query_one("#scope", RadioSet).pressed_button
+        fmt = self.query_one("#format", RadioSet).pressed_button
         if event.value.strip():
-            self.dismiss(ExportChoice(event.value.strip(), scope))
+            self.dismiss(
+                ExportChoice(
+                    event.value.strip(),
+                    scope.id if scope is not None and scope.id else "selected",
+                    fmt.id if fmt is not None and fmt.id else "har",
+                )
+            )
