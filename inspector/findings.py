@@ -6,7 +6,7 @@ one-line hint shown beside it. Schema findings come from ``validate``, the rest 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
@@ -168,7 +168,11 @@ class Finding:
         return cls(side=side, rule=rule, message=message, **kw)
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a plain value: asdict's recursive deep copy was an eighth of ingest's time.
+        return {name: getattr(self, name) for name in _FINDING_FIELDS}
+
+
+_FINDING_FIELDS = tuple(f.name for f in fields(Finding))
 
 
 def counts(findings: list[Finding]) -> tuple[int, int]:

@@ -46,3 +46,15 @@ def test_bench_tui_smoke() -> None:
     # the filter found what the generator planted: 1,500 flows hold 115 rate-limited ones
     assert re.search(r"filter '~c 429'\s+[\d.]+\s+[\d.]+\s+\(115 match\)", out)
     assert re.search(r"resident memory MiB\s+[\d.]+\s+[\d.]+", out)
+
+
+def test_bench_ingest_smoke() -> None:
+    cmd = [sys.executable, "tests/bench/bench_ingest.py", "--flows", "400", "--rounds", "1"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for variant in ("ingest + insert, validation on", "ingest + insert, no validation", "raw executemany (same rows)"):
+        assert re.search(rf"{re.escape(variant)}\s+[\d,]+ flows/s", out)
+    assert re.search(r"validated ingest / raw: \d\.\d{3}", out)
+    sizes = re.findall(r"([\d,]+) flows\s+([\d,]+) bytes/flow on disk\s+([\d,]+) body bytes/flow", out)
+    assert [n for n, _, _ in sizes] == ["100", "200", "400"]
