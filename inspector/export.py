@@ -27,13 +27,12 @@ from urllib.parse import parse_qsl, urlsplit
 from . import __version__
 from .flows import StoredFlow, load
 from .query import Where
-from .redact import Redactor
+from .redact import FINGERPRINT_RE, Redactor
 from .store import StoreError
 
 TOKEN_VARIABLE = "XERO_ACCESS_TOKEN"
 # Set by curl itself, or wrong once the body is re-sent decoded.
 _CURL_SKIP = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding"}
-_FINGERPRINT_RE = re.compile(r"redacted:sha256:[0-9a-f]{8}")
 # Where a fingerprint sits says which secret it stands for: the placeholder is named after it.
 _SECRET_CONTEXTS = (
     (re.compile(r"^authorization:\s*bearer\s+$", re.IGNORECASE), lambda m: TOKEN_VARIABLE),
@@ -51,12 +50,11 @@ def outgoing(flow: StoredFlow, keep_secrets: bool = False) -> StoredFlow:
     row = flow.row
     identity = row["family"] == "identity"
     new_row = dict(row, url=redactor.url(str(row["url"]), identity))
+    bodies = {}
     for side in ("request", "response"):
         headers = flow.headers(side)
         if headers is not None:
             new_row[f"{side}_headers"] = json.dumps(redactor.headers(tuple(headers)))
-    bodies = {}
-    for side in ("request", "response"):
         body = flow.body(side)
         fmt = row[f"{side}_format"]
         if isinstance(body, str) and fmt in ("form", "form-xml"):
@@ -126,10 +124,10 @@ def _variable(field: str) -> str:
 
 def _sh(text: str, names: dict[str, str]) -> str:
     """Shell-quoted ``text``; any fingerprint in it becomes a ``${VARIABLE}`` inside double quotes."""
-    if not _FINGERPRINT_RE.search(text):
+    if not FINGERPRINT_RE.search(text):
         return shlex.quote(text)
     out, pos = ['"'], 0
-    for m in _FINGERPRINT_RE.finditer(text):
+    for m in FINGERPRINT_RE.finditer(text):
         before = text[pos : m.start()]
         out.append(re.sub(r'([\\"$`])', r"\\\1", before))
         if m.group(0) not in names:

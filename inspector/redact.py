@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus
 from .record import Headers
 
 FINGERPRINT_PREFIX = "redacted:sha256:"
+FINGERPRINT_RE = re.compile(re.escape(FINGERPRINT_PREFIX) + r"[0-9a-f]{8}")
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 # Query parameters and form/JSON fields that carry credentials anywhere.

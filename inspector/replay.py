@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from .catalog import Catalog
+from .export import TOKEN_VARIABLE
 from .flows import StoredFlow
 from .ingest import Ingest
 from .record import FlowRecord, Headers, header
-from .redact import FINGERPRINT_PREFIX, is_redacted, rewrite_form
+from .redact import FINGERPRINT_RE, is_redacted, rewrite_form
 from .store import insert, open_db, tenant_names
 from .validate import Validator
 
 if TYPE_CHECKING:  # httpx is imported when a replay is sent: the browser starts without it
     import httpx
 
-TOKEN_VARIABLE = "XERO_ACCESS_TOKEN"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Hop-by-hop, or computed again for the bytes actually sent (the stored body is decoded).
 _DROP = frozenset(
@@ -52,7 +52,6 @@ _DROP = frozenset(
         "upgrade",
     }
 )
-_FINGERPRINT_RE = re.compile(re.escape(FINGERPRINT_PREFIX) + r"[0-9a-f]{8}")
 _CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 Verdict = Literal["fixed", "still failing", "newly failing", "ok"]
@@ -227,7 +226,7 @@ def _refuse_placeholders(req: Request, flow_id: int | str) -> None:
         if is_redacted(unquote_plus(value)):
             where.append(f"query parameter {unquote_plus(key)}")
     where += [f"header {k}" for k, v in req.headers if is_redacted(v)]
-    if req.body and _FINGERPRINT_RE.search(req.body.decode("utf-8", "replace")):
+    if req.body and FINGERPRINT_RE.search(req.body.decode("utf-8", "replace")):
         where.append("the body")
     if where:
         names = [w.split()[-1] for w in where if w.startswith("query parameter")]
