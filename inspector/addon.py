@@ -1,12 +1,14 @@
 """The mitmproxy addons: XeroScope (what to intercept), Recorder (what to store), Redirect.
 
 Load them with ``mitmdump -s addons/xero_inspector.py`` or through ``xero-inspector proxy``;
-both give the same recording. Hooks copy and enqueue only; the writer thread does the rest.
+both give the same recording. Hooks copy and hand over only; the writer process
+(``writer_process.py``) does the rest.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,11 +21,11 @@ from mitmproxy.utils import human
 from . import capture
 from .bodies import DEFAULT_MAX_BODY
 from .catalog import Catalog, CatalogError
-from .ingest import Ingest
 from .scope import HostScope
 from .store import StoreError, open_db
-from .validate import SchemaCache, SchemaLoadError, Validator, preload
-from .writer import DEFAULT_QUEUE_ITEMS, Writer
+from .validate import SchemaCache, SchemaLoadError, preload
+from .writer import DEFAULT_QUEUE_ITEMS
+from .writer_process import WriterConfig, WriterProcess
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ class Recorder:
 
     def __init__(self, scope: XeroScope) -> None:
         self.scope = scope
-        self.writer: Writer | None = None
+        self.writer: WriterProcess | None = None
         self._running = False
         self._max_body = DEFAULT_MAX_BODY
 
@@ -129,12 +131,12 @@ class Recorder:
             "inspector_queue_size",
             "inspector_max_body",
             "inspector_validate",
+            "inspector_catalog",
+            "inspector_flow_log",
         }
         if self._running and restart & updated:
             self._stop_writer()
             self._start_writer()
-        elif self.writer and {"inspector_catalog", "inspector_hosts"} & updated:
-            self.writer.ingest.catalog = self.scope.catalog  # read per record by the writer thread
 
     def running(self) -> None:
         self._running = True
@@ -146,24 +148,23 @@ class Recorder:
 
     def _start_writer(self) -> None:
         opts = ctx.options
-        ingest = Ingest(
-            self.scope.catalog,
-            keep_secrets=opts.inspector_keep_secrets,
-            max_body=self._max_body,
-            validator=Validator(self.scope.schemas) if opts.inspector_validate else None,
-        )
         info = {
             "listen": f"{opts.listen_host or '*'}:{opts.listen_port}",
             "mode": ",".join(opts.mode),
             "redirect": getattr(opts, "inspector_redirect", "") or None,
+            "pid": os.getpid(),  # the proxy's: the browser shows the recorder live while it runs
         }
-        self.writer = Writer(
-            opts.inspector_db,
-            ingest,
-            info=info,
+        config = WriterConfig(
+            db=str(opts.inspector_db),
+            catalogs=list(opts.inspector_catalog),
+            keep_secrets=opts.inspector_keep_secrets,
+            max_body=self._max_body,
+            validate=opts.inspector_validate,
             queue_items=opts.inspector_queue_size,
-            on_stored=_log_stored if opts.inspector_flow_log else None,
+            flow_log=opts.inspector_flow_log,
+            info=info,
         )
+        self.writer = WriterProcess(config, queue_items=opts.inspector_queue_size)
         self.writer.start()
         log.info("recording Xero traffic into %s", opts.inspector_db)
 
@@ -196,19 +197,6 @@ class Recorder:
         except Exception:  # recording must never break the traffic
             log.exception("recorder could not capture %s", flow.request.pretty_url.split("?")[0])
             writer.count_error()
-
-
-def _log_stored(flow_id: int, row: dict[str, Any]) -> None:
-    what = "/".join(x for x in (row.get("resource"), row.get("operation")) if x)
-    status = row.get("status") or "---"
-    line = f"#{flow_id} {row['method']} {row['url']} -> {status} [{row.get('family')} {what}] {row['outcome']}"
-    detail = row.get("api_error") or row.get("error")
-    if row["outcome"] != "ok" and detail:
-        line += f": {detail}"
-    errors, warnings = row.get("errors") or 0, row.get("warnings") or 0
-    if errors or warnings:
-        line += f" · {errors} error(s), {warnings} warning(s)"
-    log.info(line)
 
 
 @dataclass(frozen=True, slots=True)

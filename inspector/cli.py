@@ -238,6 +238,9 @@ def ca(confdir: str, proxy_url: str, path_only: bool) -> None:
 @click.option("--listen", default="127.0.0.1:8443", show_default=True, help="Address the mock listens on.")
 @click.option("--minute-limit", default=60, show_default=True, help="Calls per minute per tenant before 429.")
 @click.option("--day-limit", default=5000, show_default=True, help="Calls per day per tenant before 429.")
+@click.option(
+    "--app-minute-limit", default=10_000, show_default=True, help="Calls per minute per app, all tenants, before 429."
+)
 @click.option("--token-lifetime", default=1800, show_default=True, help="Seconds an access token lives.")
 @click.option(
     "--cert-dir",
@@ -245,7 +248,9 @@ def ca(confdir: str, proxy_url: str, path_only: bool) -> None:
     help="Where to write its CA and certificate (default: a temporary folder).",
 )
 @user_errors
-def mock(listen: str, minute_limit: int, day_limit: int, token_lifetime: int, cert_dir: str | None) -> None:
+def mock(
+    listen: str, minute_limit: int, day_limit: int, app_minute_limit: int, token_lifetime: int, cert_dir: str | None
+) -> None:
     """Run the mock Xero: XPM 3.0, Customer API 1.0 and Accounting 2.0 over TLS on loopback.
 
     Example: xero-inspector mock --listen 127.0.0.1:8443
@@ -253,7 +258,9 @@ def mock(listen: str, minute_limit: int, day_limit: int, token_lifetime: int, ce
     from .samples.mock_xero import DEFAULT_SCOPES, MockConfig, MockXero
 
     host, port = parse_listen(listen, 8443)
-    config = MockConfig(minute_limit=minute_limit, day_limit=day_limit, token_lifetime=token_lifetime)
+    config = MockConfig(
+        minute_limit=minute_limit, day_limit=day_limit, app_minute_limit=app_minute_limit, token_lifetime=token_lifetime
+    )
     server = MockXero(host, port, config, cert_dir)
     c = config
     token = server.app.tokens.issue(DEFAULT_SCOPES)  # so a replay or a curl can start at once
@@ -268,7 +275,8 @@ def mock(listen: str, minute_limit: int, day_limit: int, token_lifetime: int, ce
         f"  OAuth2 client   client_id={c.client_id} client_secret={c.client_secret}",
         f"  Customer API    apiKey={c.partner_key} xeroKey={next(iter(c.customer_keys))}",
         f"  WorkflowMax v1  apiKey={c.legacy_api_key} accountKey={c.legacy_account_key}",
-        f"  limits          {minute_limit}/minute and {day_limit}/day per tenant; tokens live {token_lifetime}s",
+        f"  limits          {minute_limit}/minute and {day_limit}/day per tenant, {app_minute_limit}/minute per app;"
+        f" tokens live {token_lifetime}s",
     ]
     lines += [f"  tenant          {t.id}  {t.name} ({t.type})" for t in c.tenants]
     lines += [token_note] + ([] if cert_dir else [f"  {token}"])

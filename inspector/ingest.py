@@ -1,7 +1,7 @@
 """Ingest: one FlowRecord in, the rows to store out (classify ▸ facts ▸ validate ▸ rules ▸ redact).
 
 This is the one path into the store: captured, replayed and imported exchanges all go
-through ``Ingest``. It runs on the writer thread, never in a proxy hook. Facts that need
+through ``Ingest``. It runs in the writer process (on its thread), never in a proxy hook. Facts that need
 secrets (JWT claims, the organisation a key names) are read before redaction; nothing
 secret leaves this module unless ``keep_secrets`` was asked for.
 """

@@ -39,6 +39,13 @@ class FilterError(ValueError):
 class Where:
     sql: str
     params: tuple[object, ...] = ()
+    # The same condition, with the same parameters, written to test one known row cheaply:
+    # a body search as ``id IN (every match)`` costs its whole match list, whichever row asks.
+    row_sql: str | None = None
+
+    @property
+    def row(self) -> str:
+        return self.row_sql or self.sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +123,11 @@ def _body(side: str | None, pattern: str) -> Where:
         return Where(f"id IN (SELECT flow_id FROM bodies WHERE {inner.sql}{side_sql})", (*inner.params, *side_params))
     # Full-text search: a phrase query over the FTS5 index the store keeps in step.
     phrase = '"' + pattern.replace('"', '""') + '"'
+    matches = "rowid IN (SELECT rowid FROM bodies_fts WHERE bodies_fts MATCH ?)"
     return Where(
-        "id IN (SELECT flow_id FROM bodies WHERE rowid IN "
-        f"(SELECT rowid FROM bodies_fts WHERE bodies_fts MATCH ?){side_sql})",
+        f"id IN (SELECT flow_id FROM bodies WHERE {matches}{side_sql})",
         (phrase, *side_params),
+        f"EXISTS (SELECT 1 FROM bodies WHERE bodies.{matches} AND bodies.flow_id = flows.id{side_sql})",
     )
 
 
@@ -214,14 +222,14 @@ class _Parser:
         tok = self._take()
         if tok.kind == "op" and tok.text == "!":
             inner = self._unary()
-            return Where(f"NOT {inner.sql}", inner.params)
+            return Where(f"NOT {inner.sql}", inner.params, inner.row_sql and f"NOT {inner.row_sql}")
         if tok.kind == "op" and tok.text == "(":
             inner = self._or()
             close = self._peek()
             if close is None or close.text != ")":
                 raise FilterError(f"bad filter at column {tok.pos + 1}: '(' is never closed")
             self.i += 1
-            return Where(f"({inner.sql})", inner.params)
+            return Where(f"({inner.sql})", inner.params, inner.row_sql and f"({inner.row_sql})")
         if tok.kind == "op":
             raise FilterError(f"bad filter at column {tok.pos + 1}: unexpected {tok.text!r}")
         if tok.kind == "word":
@@ -250,4 +258,5 @@ class _Parser:
 def _join(op: str, parts: list[Where]) -> Where:
     if len(parts) == 1:
         return parts[0]
-    return Where("(" + op.join(p.sql for p in parts) + ")", tuple(x for p in parts for x in p.params))
+    row = "(" + op.join(p.row for p in parts) + ")" if any(p.row_sql for p in parts) else None
+    return Where("(" + op.join(p.sql for p in parts) + ")", tuple(x for p in parts for x in p.params), row)

@@ -21,7 +21,7 @@ class FlowRecord:
     """An exchange as the client saw it.
 
     Bodies are kept exactly as they crossed the wire (content-encoding still applied):
-    decoding is work, and work belongs on the writer thread, not in a proxy hook.
+    decoding is work, and work belongs to the writer (its own process), not a proxy hook.
     A body of ``None`` was not captured (streamed by mitmproxy); ``b""`` is empty.
     """
 

@@ -239,7 +239,15 @@ def _v4_views(db: Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_findings, _v3_marks, _v4_views)
+def _v5_status_by_id(db: Database) -> None:
+    """The browser lists flows in id order: "~c 429" reads its newest page by walking an index
+    on status (whose entries end in the rowid) backwards, instead of sorting every 429 by id
+    (1 ms instead of 220 on a million flows). Nothing needed status ordered by time."""
+    db.execute("DROP INDEX IF EXISTS idx_flows_status_started_at")
+    db.execute("CREATE INDEX idx_flows_status ON flows (status)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_findings, _v3_marks, _v4_views, _v5_status_by_id)
 VIEWS = ("failed_calls", "schema_violations", "rate_limits", "endpoint_summary")
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -88,6 +88,10 @@ class RecordQueue:
             self._closed = True
             self._cond.notify_all()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -131,9 +135,13 @@ class Writer:
 
     # --- called from proxy hooks: cheap, never blocks ---------------------------------------
 
-    def submit(self, rec: FlowRecord) -> bool:
+    def submit(self, rec: FlowRecord, drop: bool = True) -> bool:
+        """Queue a record; when the queue is full, drop it and count it (or, with
+        ``drop=False``, leave that to the caller, who will offer it again)."""
         if self.queue.offer(rec):
             return True
+        if not drop:
+            return False
         with self._counter_lock:
             self.counters.dropped += 1
             dropped = self.counters.dropped
@@ -144,6 +152,16 @@ class Writer:
     def count_error(self, n: int = 1) -> None:
         with self._counter_lock:
             self.counters.errors += n
+
+    def count_dropped(self, n: int) -> None:
+        """Records lost before they reached us (the proxy's side of a writer process)."""
+        with self._counter_lock:
+            self.counters.dropped += n
+
+    @property
+    def accepting(self) -> bool:
+        """False once the queue is closed (stopping, or the file cannot be ours)."""
+        return not self.queue.closed
 
     def _count_lost(self, n: int, why: object) -> None:
         with self._counter_lock:
@@ -270,3 +288,16 @@ class Writer:
             save_recorder(db, row)
         except sqlite3.Error as e:
             log.debug("recorder counters not saved: %s", e)
+
+
+def log_stored(flow_id: int, row: dict[str, Any]) -> None:
+    what = "/".join(x for x in (row.get("resource"), row.get("operation")) if x)
+    status = row.get("status") or "---"
+    line = f"#{flow_id} {row['method']} {row['url']} -> {status} [{row.get('family')} {what}] {row['outcome']}"
+    detail = row.get("api_error") or row.get("error")
+    if row["outcome"] != "ok" and detail:
+        line += f": {detail}"
+    errors, warnings = row.get("errors") or 0, row.get("warnings") or 0
+    if errors or warnings:
+        line += f" · {errors} error(s), {warnings} warning(s)"
+    log.info(line)

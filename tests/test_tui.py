@@ -20,7 +20,7 @@ from inspector.store import open_db
 from inspector.tui.app import InspectorApp
 from inspector.tui.code_view import CodeView
 from inspector.tui.dialogs import ConfirmScreen, ExportScreen, TextPrompt
-from inspector.tui.messages import FilterApplied, FlowHighlighted, PageLoaded, Polled
+from inspector.tui.messages import FilterApplied, FilterPreview, FlowHighlighted, PageLoaded, Polled
 from inspector.tui.orgs import OrganisationsScreen
 from tests.helpers import WAIT
 
@@ -77,7 +77,7 @@ async def test_opens_on_the_newest_flow_with_its_detail(db: Path) -> None:
         assert app.flows.selected is not None and app.flows.selected.id == newest
         assert any(isinstance(m, FlowHighlighted) and m.flow_id == newest for m in messages)
         # only the pages on screen were read, never the whole table
-        loaded = sum(len(m.rows) for m in messages if isinstance(m, PageLoaded))
+        loaded = sum(len(m.rows) for m in messages if isinstance(m, (PageLoaded, FilterPreview)))
         assert 0 < loaded < FLOWS
         status = str(app.query_one("#status", Static).render())
         assert f"{FLOWS:,} flows" in status and "no recorder" in status
@@ -92,7 +92,7 @@ async def test_filter_narrows_the_list_and_a_bad_filter_is_shown_in_place(db: Pa
         await pilot.press(*"~c 400 & ~api accounting")
         await pilot.press("enter")
         expected = sql(db, "SELECT count(*) FROM flows WHERE status = 400 AND family LIKE 'accounting-%'")[0][0]
-        await until(pilot, lambda: app.flows.flow_query.expr == "~c 400 & ~api accounting")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~c 400 & ~api accounting" and app.flows.counted)
         assert app.flows.total == expected == 10
         assert any(isinstance(m, FilterApplied) and m.total == expected for m in messages)
         await until(pilot, lambda: app.flows.selected is not None)
@@ -108,18 +108,48 @@ async def test_filter_narrows_the_list_and_a_bad_filter_is_shown_in_place(db: Pa
 
         app.query_one("#filter", Input).value = ""
         await pilot.press("slash", *"~bq ClientId", "enter")
-        await until(pilot, lambda: app.flows.flow_query.expr == "~bq ClientId")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~bq ClientId" and app.flows.counted)
         assert not error.has_class("-shown")
         # full-text search, case-insensitive like every pattern: <ClientID> and the <ClientId> typo
         having = sql(db, "SELECT count(*) FROM bodies WHERE side = 'request' AND text LIKE '%clientid%'")[0][0]
         assert app.flows.total == having == 20
 
 
+async def test_a_filter_shows_its_first_rows_before_it_is_counted(db: Path) -> None:
+    """Counting a million rows takes longer than reading a page: the page comes first, the
+    count after, and the selected flow stays selected when the filter still shows it."""
+    messages: list[Message] = []
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settled(pilot, app)
+        app.set_filter("~c 429")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~c 429" and app.flows.counted)
+        seen = [m for m in messages if isinstance(m, (FilterPreview, FilterApplied)) and m.query.expr == "~c 429"]
+        assert [type(m) for m in seen] == [FilterPreview, FilterApplied]
+        newest = [r[0] for r in sql(db, "SELECT id FROM flows WHERE status = 429 ORDER BY id DESC LIMIT 100")][::-1]
+        preview, applied = seen
+        assert isinstance(preview, FilterPreview) and isinstance(applied, FilterApplied)
+        assert [r.id for r in preview.rows] == newest and preview.cursor == len(newest) - 1
+        assert applied.total == len(newest) and app.flows.selected.id == newest[-1]  # type: ignore[union-attr]
+
+        app.flows.move_to(1)  # away from the newest: this flow should stay selected
+        await until(pilot, lambda: app.flows.selected is not None and app.flows.selected.id == newest[1])
+        app.set_filter("~c 429 | ~c 200")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~c 429 | ~c 200" and app.flows.counted)
+        preview = next(m for m in messages if isinstance(m, FilterPreview) and m.query.expr == "~c 429 | ~c 200")
+        assert preview.rows[preview.cursor].id == newest[1]
+        assert app.flows.selected is not None and app.flows.selected.id == newest[1]
+        before = sql(db, "SELECT count(*) FROM flows WHERE status IN (429, 200) AND id < ?", newest[1])[0][0]
+        assert app.flows.cursor == before
+        status = str(app.query_one("#status", Static).render())
+        assert "counting" not in status and "match '~c 429 | ~c 200'" in status
+
+
 async def test_choosing_a_finding_jumps_to_its_line(db: Path) -> None:
     app = InspectorApp(db)
     async with app.run_test(size=SIZE) as pilot:
         app.set_filter("~v unknown-element")
-        await until(pilot, lambda: app.flows.flow_query.expr == "~v unknown-element")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~v unknown-element" and app.flows.counted)
         await settled(pilot, app)
         await pilot.press("3")
         tabs = app.query_one(TabbedContent)
@@ -185,7 +215,7 @@ async def test_export_har_and_copy_curl(db: Path, tmp_path: Path) -> None:
     target = tmp_path / "out.har"
     async with app.run_test(size=SIZE) as pilot:
         app.set_filter("~api xpm-3.0 & ~op add")
-        await until(pilot, lambda: app.flows.flow_query.expr == "~api xpm-3.0 & ~op add")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~api xpm-3.0 & ~op add" and app.flows.counted)
         await settled(pilot, app)
         await pilot.press("c")
         await until(pilot, lambda: "curl -X POST" in app.clipboard)
@@ -210,7 +240,7 @@ async def test_export_as_mitmproxy_flows_from_the_browser(db: Path, tmp_path: Pa
     app = InspectorApp(db)
     async with app.run_test(size=SIZE) as pilot:
         app.set_filter("~c 429")
-        await until(pilot, lambda: app.flows.flow_query.expr == "~c 429")
+        await until(pilot, lambda: app.flows.flow_query.expr == "~c 429" and app.flows.counted)
         await settled(pilot, app)
         await pilot.press("E")
         await until(pilot, lambda: isinstance(app.screen, ExportScreen))

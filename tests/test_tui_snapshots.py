@@ -40,7 +40,7 @@ async def ready(pilot: Pilot, expr: str = "") -> InspectorApp:
     assert isinstance(app, InspectorApp)
     if expr:
         app.set_filter(expr)
-        await until(pilot, lambda: app.flows.flow_query.expr == expr)
+        await until(pilot, lambda: app.flows.flow_query.expr == expr and app.flows.counted)
     await until(pilot, lambda: app.detail.flow is not None and app.flows.selected is not None)
     await until(pilot, lambda: app.detail.flow.id == app.flows.selected.id)  # type: ignore[union-attr]
     await pilot.pause(0.2)

@@ -29,8 +29,8 @@ from ..validate import Validator
 from .detail import FlowDetail
 from .dialogs import ConfirmScreen, ExportChoice, ExportScreen, HelpScreen, TextPrompt
 from .editor import EditorScreen
-from .flow_list import FlowList, header_text
-from .messages import FilterApplied, FilterFailed, FlowChosen, FlowHighlighted, Polled
+from .flow_list import PAGE, FlowList, header_text
+from .messages import FilterApplied, FilterFailed, FilterPreview, FlowChosen, FlowHighlighted, Polled
 from .model import (
     MARKED,
     FlowQuery,
@@ -209,6 +209,12 @@ class InspectorApp(App[None]):
             conn = self._count_conn
             try:
                 top = max_id(conn)
+                # A page first: on a million flows counting takes longer than reading it.
+                rows, at = query.around(conn, keep, PAGE) if keep is not None else ([], None)
+                if at is None:  # the list opens at the newest
+                    keep, rows = None, query.last(conn, PAGE, top)
+                    at = len(rows) - 1
+                self.post_message(FilterPreview(seq, query, rows, at, top))
                 total = query.count(conn, 0, top)
                 cursor = query.index_of(conn, keep) if keep is not None else None
             except sqlite3.OperationalError as e:
@@ -216,13 +222,20 @@ class InspectorApp(App[None]):
                     return
                 self.post_message(FilterFailed(query.expr, f"cannot run this filter: {e}"))
                 return
-        self.post_message(FilterApplied(seq, query, total, top, cursor))
+        self.post_message(FilterApplied(seq, query, total, top, cursor, rows if keep is None else []))
+
+    def on_filter_preview(self, message: FilterPreview) -> None:
+        if message.generation != self.filter_seq:
+            return
+        self._show_filter_error(None)
+        self.flows.preview(message.query, message.rows, message.cursor, message.max_id)
+        self._render_status()
 
     def on_filter_applied(self, message: FilterApplied) -> None:
         if message.generation != self.filter_seq:
             return
         self._show_filter_error(None)
-        self.flows.reset(message.query, message.total, message.max_id, message.cursor)
+        self.flows.reset(message.query, message.total, message.max_id, message.cursor, message.tail)
         self._render_status()
 
     def on_filter_failed(self, message: FilterFailed) -> None:
@@ -289,7 +302,10 @@ class InspectorApp(App[None]):
         else:
             rec = f"○ recorder stopped (was {r.listen}; {r.recorded:,} recorded, {r.dropped:,} dropped)"
         expr = self.flows.flow_query.expr
-        shown = f"{self.flows.total:,} flows" + (f" match {expr!r}" if expr else "")
+        if self.flows.counted:
+            shown = f"{self.flows.total:,} flows" + (f" match {expr!r}" if expr else "")
+        else:
+            shown = "counting the flows" + (f" that match {expr!r}" if expr else "") + "…"
         follow = " · [b]FOLLOW[/]" if self.follow else ""
         self.status.update(f"{rec} · {shown}{follow} · {self.db_path}")
         self.status.set_class(bool(r and r.live), "-live")

@@ -128,6 +128,7 @@ class FlowList(ScrollView, can_focus=True):
         self.reader = reader
         self.flow_query = FlowQuery("")
         self.total = 0
+        self.counted = True  # False while a new filter shows its first rows, not yet counted
         self.upto = 0  # the highest flow id counted into total
         self.generation = 0
         self.names: dict[str, str] = {}
@@ -136,18 +137,30 @@ class FlowList(ScrollView, can_focus=True):
         self._highlighted: int | None = None
 
     # -- data -------------------------------------------------------------------------
-    def reset(self, query: FlowQuery, total: int, upto: int, cursor: int | None) -> None:
-        """Start over: a new filter, or rows deleted."""
+    def reset(
+        self, query: FlowQuery, total: int, upto: int, cursor: int | None, tail: list[FlowRow] | None = None
+    ) -> None:
+        """Start over: a new filter, or rows deleted. ``tail``, the newest rows up to ``upto``
+        if already read, fills the last page so the end of the list paints at once."""
         self.generation += 1
         self.flow_query = query
         self.total = total
+        self.counted = True
         self.upto = upto
         self.pages.clear()
         self.pending.clear()
+        last = (total - 1) % PAGE + 1  # rows on the last page
+        if tail and total and len(tail) >= last:
+            self.pages[(total - 1) // PAGE] = tail[-last:]
         self.virtual_size = Size(0, total)
         self.cursor = (total - 1) if cursor is None else min(cursor, total - 1)
         self._show_cursor()
         self.refresh()
+
+    def preview(self, query: FlowQuery, rows: list[FlowRow], cursor: int, upto: int) -> None:
+        """A new filter's first rows, shown as the whole list until reset() brings the count."""
+        self.reset(query, len(rows), upto, cursor, rows)
+        self.counted = False
 
     def grow(self, added: int, upto: int) -> None:
         """Rows arrived at the end; the last page may have been partial."""

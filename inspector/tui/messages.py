@@ -19,6 +19,18 @@ class PageLoaded(Message):
 
 
 @dataclass
+class FilterPreview(Message):
+    """The first rows a new filter shows, read before it is counted (counting a million rows
+    takes longer than reading a page): the newest, or those around the selected flow."""
+
+    generation: int
+    query: FlowQuery
+    rows: list[FlowRow]
+    cursor: int
+    max_id: int
+
+
+@dataclass
 class FilterApplied(Message):
     """A filter was counted: the list starts over with it."""
 
@@ -27,6 +39,7 @@ class FilterApplied(Message):
     total: int
     max_id: int
     cursor: int | None  # where the previously selected flow now is, if it is still shown
+    tail: list[FlowRow]  # the newest rows up to max_id, when the preview read them (else [])
 
 
 @dataclass

@@ -156,10 +156,21 @@ class FlowQuery:
         """The newest rows up to ``upto_id``: rows recorded since the list was counted come in by grow()."""
         return _rows(conn.execute(self._sql(" AND id <= ?", "DESC", limit), (*self.where.params, upto_id)))[::-1]
 
+    def contains(self, conn: sqlite3.Connection, flow_id: int) -> bool:
+        sql = f"SELECT 1 FROM flows WHERE id = ? AND ({self.where.row})"
+        return conn.execute(sql, (flow_id, *self.where.params)).fetchone() is not None
+
+    def around(self, conn: sqlite3.Connection, flow_id: int, limit: int) -> tuple[list[FlowRow], int | None]:
+        """Up to ``limit`` rows ending at a flow, and its place among them; ([], None) when the
+        filter excludes it. One page query: a body search pays for its match list once."""
+        if not self.contains(conn, flow_id):
+            return [], None
+        rows = self.before(conn, flow_id + 1, limit)
+        return rows, len(rows) - 1
+
     def index_of(self, conn: sqlite3.Connection, flow_id: int) -> int | None:
         """The position of a flow in this list, or None when the filter excludes it."""
-        hit = conn.execute(f"SELECT 1 FROM flows WHERE id = ? AND ({self.where.sql})", (flow_id, *self.where.params))
-        if hit.fetchone() is None:
+        if not self.contains(conn, flow_id):
             return None
         sql = f"SELECT count(*) FROM flows WHERE ({self.where.sql}) AND id < ?"
         return int(conn.execute(sql, (*self.where.params, flow_id)).fetchone()[0])

@@ -31,7 +31,17 @@ from inspector.spawn import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parents[2]
 
-URL = "https://api.xero.com/practicemanager/3.0/client.api/list"
+URL = "https://api.xero.com/practicemanager/3.0/job.api/update"
+DESCRIPTION = "Year-end accounts, GST returns and the owner's tax return; " * 30
+
+
+def job_update_body() -> bytes:
+    """An XPM job update of about 2 KB; the mock answers with the job, about as long."""
+    return (
+        "<Job><ID>J000001</ID><Name>Annual accounts 2024</Name>"
+        f"<Description>{DESCRIPTION.strip()}</Description>"
+        "<StartDate>20240401</StartDate><DueDate>20240630</DueDate></Job>"
+    ).encode()
 
 
 def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -42,9 +52,30 @@ def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU a process and its live children (the recorder's writer) have used
+    so far (Linux /proc)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(cpu_seconds(int(c)) for c in children)
+
+
+def machine_idle() -> tuple[float, float]:
+    """(idle, total) jiffies of all cores so far."""
+    cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return cpu[3] + cpu[4], sum(cpu[:8])
+
+
+def stored(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return int(conn.execute("select count(*) from flows").fetchone()[0])
+    except sqlite3.Error:
+        return 0
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -55,7 +86,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def load(proxy: str, ca: Path, headers: dict[str, str], requests: int, concurrency: int) -> tuple[float, list[float]]:
+def load(
+    proxy: str, ca: Path, headers: dict[str, str], body: bytes, requests: int, concurrency: int
+) -> tuple[float, list[float]]:
     """Requests per second and every request's latency (ms), keep-alive clients in threads."""
     latencies: list[float] = []
     lock = threading.Lock()
@@ -68,10 +101,10 @@ def load(proxy: str, ca: Path, headers: dict[str, str], requests: int, concurren
             with httpx.Client(
                 proxy=proxy, verify=ssl.create_default_context(cafile=str(ca)), trust_env=False, timeout=60
             ) as http:
-                http.get(URL, headers=headers)  # warm the connection and the TLS session
+                http.put(URL, headers=headers, content=body)  # warm the connection and the TLS session
                 for _ in range(per_worker):
                     t0 = time.perf_counter()
-                    resp = http.get(URL, headers=headers)
+                    resp = http.put(URL, headers=headers, content=body)
                     mine.append((time.perf_counter() - t0) * 1000)
                     if resp.status_code != 200:
                         raise RuntimeError(f"status {resp.status_code}")
@@ -122,6 +155,8 @@ def main() -> int:
                 "100000000",
                 "--day-limit",
                 "100000000",
+                "--app-minute-limit",
+                "100000000",
                 "--cert-dir",
                 str(tmp / "mock"),
             ],
@@ -130,8 +165,13 @@ def main() -> int:
         )
         try:
             mock_ca = tmp / "mock" / "mock-xero-ca.pem"
-            token, size = probe(mock_port, mock_ca)
-            headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": TENANTS[0].id}
+            body = job_update_body()
+            token, size = probe(mock_port, mock_ca, body)
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "xero-tenant-id": TENANTS[0].id,
+                "Content-Type": "application/xml",
+            }
             common = [
                 "-q",
                 "--listen-host",
@@ -160,36 +200,46 @@ def main() -> int:
             }
             results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in variants}
             cpu: dict[str, list[float]] = {name: [] for name in variants}
+            idle: dict[str, list[float]] = {name: [] for name in variants}
+            drain: dict[str, list[float]] = {name: [] for name in variants}
+            sent = args.requests // args.concurrency * args.concurrency + args.concurrency  # + the warm-ups
             recorded = 0
             for rnd in range(args.rounds):
                 for name, extra in variants.items():
                     port = free_port()
                     db = tmp / f"bench-{rnd}-{port}.db"
                     cmd = [mitmdump, "--listen-port", str(port), *extra]
-                    if name != "bare mitmdump":
+                    recording = name != "bare mitmdump"
+                    if recording:
                         cmd += ["--set", f"inspector_db={db}"]
                     proc = start(cmd, port, tmp / f"{rnd}-{port}.log")
                     try:
-                        before = cpu_seconds(proc.pid)
+                        before, (idle0, all0) = cpu_seconds(proc.pid), machine_idle()
                         results[name].append(
-                            load(f"http://127.0.0.1:{port}", ca, headers, args.requests, args.concurrency)
+                            load(f"http://127.0.0.1:{port}", ca, headers, body, args.requests, args.concurrency)
                         )
+                        idle1, all1 = machine_idle()
+                        idle[name].append((idle1 - idle0) / max(1, all1 - all0) * 100)
+                        # How long after the last answer the last exchange is in the file.
+                        t0 = time.perf_counter()
+                        while recording and stored(db) < sent and time.perf_counter() - t0 < 300:
+                            time.sleep(0.02)
+                        drain[name].append(time.perf_counter() - t0)
+                        time.sleep(0.2)
                         # Includes the writer's drain: what the recorder costs per exchange, all told.
-                        time.sleep(0.5)
                         cpu[name].append((cpu_seconds(proc.pid) - before) / args.requests * 1e6)
                     finally:
                         stop(proc)
-                    if name != "bare mitmdump":
-                        with sqlite3.connect(db) as conn:
-                            recorded += conn.execute("select count(*) from flows").fetchone()[0]
+                    if recording:
+                        recorded += stored(db)
         finally:
             stop(mock)
-    report(results, cpu, args, recorded, size)
+    report(results, cpu, idle, drain, args, recorded, size)
     return 0
 
 
-def probe(mock_port: int, mock_ca: Path) -> tuple[str, int]:
-    """A token from the mock, and the size of the body the workload fetches (asked directly)."""
+def probe(mock_port: int, mock_ca: Path, job: bytes) -> tuple[str, int]:
+    """A token from the mock, and the size of the answer the workload gets (asked directly)."""
     from inspector.samples.mock_xero import MockConfig
 
     c = MockConfig()
@@ -199,32 +249,40 @@ def probe(mock_port: int, mock_ca: Path) -> tuple[str, int]:
             f"{base}/connect/token", data={"grant_type": "client_credentials"}, auth=(c.client_id, c.client_secret)
         )
         token = str(resp.json()["access_token"])
-        body = http.get(
+        answer = http.put(
             base + URL.split("api.xero.com", 1)[1],
             headers={"Authorization": f"Bearer {token}", "xero-tenant-id": TENANTS[0].id},
+            content=job,
         )
-    return token, len(body.content)
+        if b"<Status>OK</Status>" not in answer.content:
+            raise RuntimeError(f"the mock refused the workload's job update: {answer.text[:300]}")
+    return token, len(answer.content)
 
 
 def report(
     results: dict[str, list[tuple[float, list[float]]]],
     cpu: dict[str, list[float]],
+    idle: dict[str, list[float]],
+    drain: dict[str, list[float]],
     args: argparse.Namespace,
     recorded: int,
     size: int,
 ) -> None:
     print(
         f"proxy overhead: {args.requests} HTTPS requests x {args.rounds} rounds, concurrency {args.concurrency}, "
-        f"XPM client.api/list answer of {size} bytes, mock on loopback, {os.cpu_count()} cores"
+        f"XPM PUT job.api/update, {len(job_update_body())}-byte request, {size}-byte answer, mock on loopback, "
+        f"{os.cpu_count()} cores"
     )
     summary = {}
     for name, runs in results.items():
         rps = statistics.median(r for r, _ in runs)
         lat = [x for _, lats in runs for x in lats]
         summary[name] = (rps, pct(lat, 50), pct(lat, 99))
+        stored_after = f"   stored {statistics.median(drain[name]):5.2f} s after" if name != "bare mitmdump" else ""
         print(
             f"  {name:<24} {rps:8.0f} req/s   p50 {pct(lat, 50):6.2f} ms   p99 {pct(lat, 99):6.2f} ms   "
-            f"proxy CPU {statistics.median(cpu[name]):5.0f} us/request"
+            f"proxy CPU {statistics.median(cpu[name]):5.0f} us/request   machine idle {statistics.median(idle[name]):4.1f}%"
+            + stored_after
         )
     base_rps, base_p50, base_p99 = summary["bare mitmdump"]
     ours_rps, ours_p50, ours_p99 = summary["mitmdump + recorder"]
