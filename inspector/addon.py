@@ -39,7 +39,9 @@ class XeroScope:
 
     def __init__(self) -> None:
         self.catalog = Catalog.load()
-        self.schemas = SchemaCache()  # compiled XSDs, shared with the recorder's validator
+        # Compiled here so a broken user XSD stops the proxy at start-up, named; the writer
+        # process compiles its own.
+        self.schemas = SchemaCache()
         self.hosts = HostScope(self.catalog.hosts())
         self._allow_set: list[str] | None = None
 

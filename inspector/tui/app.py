@@ -210,7 +210,7 @@ class InspectorApp(App[None]):
             try:
                 top = max_id(conn)
                 # A page first: on a million flows counting takes longer than reading it.
-                rows, at = query.around(conn, keep, PAGE) if keep is not None else ([], None)
+                rows, at = query.ending_at(conn, keep, PAGE) if keep is not None else ([], None)
                 if at is None:  # the list opens at the newest
                     keep, rows = None, query.last(conn, PAGE, top)
                     at = len(rows) - 1

@@ -21,7 +21,7 @@ class PageLoaded(Message):
 @dataclass
 class FilterPreview(Message):
     """The first rows a new filter shows, read before it is counted (counting a million rows
-    takes longer than reading a page): the newest, or those around the selected flow."""
+    takes longer than reading a page): the newest, or those up to the selected flow."""
 
     generation: int
     query: FlowQuery

@@ -160,9 +160,9 @@ class FlowQuery:
         sql = f"SELECT 1 FROM flows WHERE id = ? AND ({self.where.row})"
         return conn.execute(sql, (flow_id, *self.where.params)).fetchone() is not None
 
-    def around(self, conn: sqlite3.Connection, flow_id: int, limit: int) -> tuple[list[FlowRow], int | None]:
-        """Up to ``limit`` rows ending at a flow, and its place among them; ([], None) when the
-        filter excludes it. One page query: a body search pays for its match list once."""
+    def ending_at(self, conn: sqlite3.Connection, flow_id: int, limit: int) -> tuple[list[FlowRow], int | None]:
+        """Up to ``limit`` rows ending at a flow, and its place among them (the last); ([], None)
+        when the filter excludes it. One page query: a body search pays for its match list once."""
         if not self.contains(conn, flow_id):
             return [], None
         rows = self.before(conn, flow_id + 1, limit)
