@@ -15,6 +15,7 @@ pytestmark = pytest.mark.e2e
 
 def test_bench_proxy_smoke() -> None:
     cmd = [sys.executable, "tests/bench/bench_proxy.py", "--requests", "40", "--concurrency", "4", "--rounds", "1"]
+    cmd += ["--paced-rate", "50", "--paced-requests", "20"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -29,6 +30,7 @@ def test_bench_proxy_smoke() -> None:
     assert re.search(r"validation on / off: throughput ratio \d\.\d{3}, CPU [+-]\d+ us/request", out)
     sent = re.search(r"flows recorded: (\d+) of (\d+)", out)
     assert sent and sent.group(1) == sent.group(2) != "0"
+    assert re.search(r"latency added at that rate: p50 [+-][\d.]+ ms, p99 [+-][\d.]+ ms", out)
 
 
 def test_bench_validate_smoke() -> None:

@@ -87,22 +87,26 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def load(
-    proxy: str, ca: Path, headers: dict[str, str], body: bytes, requests: int, concurrency: int
+    proxy: str, ca: Path, headers: dict[str, str], body: bytes, requests: int, concurrency: int, rate: float = 0
 ) -> tuple[float, list[float]]:
-    """Requests per second and every request's latency (ms), keep-alive clients in threads."""
+    """Requests per second and every request's latency (ms), keep-alive clients in threads:
+    as fast as they can, or ``rate`` requests a second in all, evenly spaced."""
     latencies: list[float] = []
     lock = threading.Lock()
     per_worker = requests // concurrency
     errors: list[BaseException] = []
 
-    def worker() -> None:
+    def worker(index: int) -> None:
         mine = []
         try:
             with httpx.Client(
                 proxy=proxy, verify=ssl.create_default_context(cafile=str(ca)), trust_env=False, timeout=60
             ) as http:
                 http.put(URL, headers=headers, content=body)  # warm the connection and the TLS session
-                for _ in range(per_worker):
+                start = time.perf_counter() + 0.1
+                for k in range(per_worker):
+                    if rate:
+                        time.sleep(max(0.0, start + (k * concurrency + index) / rate - time.perf_counter()))
                     t0 = time.perf_counter()
                     resp = http.put(URL, headers=headers, content=body)
                     mine.append((time.perf_counter() - t0) * 1000)
@@ -113,7 +117,7 @@ def load(
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -134,6 +138,10 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument(
+        "--paced-rate", type=float, default=100, help="Then the same clients at this many requests/s in all (0: skip)."
+    )
+    ap.add_argument("--paced-requests", type=int, default=500)
     args = ap.parse_args()
 
     bindir = Path(sys.executable).parent
@@ -202,6 +210,7 @@ def main() -> int:
             cpu: dict[str, list[float]] = {name: [] for name in variants}
             idle: dict[str, list[float]] = {name: [] for name in variants}
             drain: dict[str, list[float]] = {name: [] for name in variants}
+            paced: dict[str, list[float]] = {name: [] for name in variants}
             sent = args.requests // args.concurrency * args.concurrency + args.concurrency  # + the warm-ups
             recorded = 0
             for rnd in range(args.rounds):
@@ -228,6 +237,12 @@ def main() -> int:
                         time.sleep(0.2)
                         # Includes the writer's drain: what the recorder costs per exchange, all told.
                         cpu[name].append((cpu_seconds(proc.pid) - before) / args.requests * 1e6)
+                        if args.paced_rate:  # a load the machine keeps up with: latency without queueing
+                            proxy_url = f"http://127.0.0.1:{port}"
+                            run = load(
+                                proxy_url, ca, headers, body, args.paced_requests, args.concurrency, args.paced_rate
+                            )
+                            paced[name].extend(run[1])
                     finally:
                         stop(proc)
                     if recording:
@@ -235,7 +250,19 @@ def main() -> int:
         finally:
             stop(mock)
     report(results, cpu, idle, drain, args, recorded, size)
+    if args.paced_rate:
+        report_paced(paced, args)
     return 0
+
+
+def report_paced(paced: dict[str, list[float]], args: argparse.Namespace) -> None:
+    print(f"paced: the same clients at {args.paced_rate:.0f} requests/s in all, {args.paced_requests} per round")
+    for name, lats in paced.items():
+        print(f"  {name:<24} p50 {pct(lats, 50):6.2f} ms   p99 {pct(lats, 99):6.2f} ms")
+    base, ours = paced["bare mitmdump"], paced["mitmdump + recorder"]
+    print(
+        f"  latency added at that rate: p50 {pct(ours, 50) - pct(base, 50):+.2f} ms, p99 {pct(ours, 99) - pct(base, 99):+.2f} ms"
+    )
 
 
 def probe(mock_port: int, mock_ca: Path, job: bytes) -> tuple[str, int]:
@@ -294,9 +321,11 @@ def report(
         f"CPU {statistics.median(cpu['mitmdump + recorder']) - statistics.median(cpu['recorder, no validation']):+.0f} "
         "us/request"
     )
-    recorders = len(results) - 1
-    expected = recorders * args.rounds * (args.requests // args.concurrency * args.concurrency + args.concurrency)
-    print(f"  flows recorded: {recorded} of {expected} sent through the recorders")
+    per_run = args.requests // args.concurrency * args.concurrency + args.concurrency  # with the warm-ups
+    if args.paced_rate:
+        per_run += args.paced_requests // args.concurrency * args.concurrency + args.concurrency
+    expected = (len(results) - 1) * args.rounds * per_run
+    print(f"  flows recorded: {recorded} of {expected} sent through the recorders (paced runs included)")
 
 
 if __name__ == "__main__":
