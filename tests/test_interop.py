@@ -32,7 +32,7 @@ SAME = (
     "correlation_id, outcome, api_status, api_error, api_error_kind, token_exp, token_scopes, rl_day_remaining, "
     "rl_minute_remaining, retry_after, rate_limit_problem, errors, warnings, request_headers, response_headers, "
     "request_format, response_format, request_size, response_size, request_truncated, response_truncated, "
-    "server_addr, round(started_at, 3) AS started, round(duration_ms) AS ms"
+    "server_addr, started_at AS started, round(duration_ms) AS ms"
 )
 
 
@@ -66,6 +66,8 @@ def exchanges(db: Path) -> list[dict[str, Any]]:
             fid = row["id"]
             item = dict(row)
             del item["id"]
+            # To the ms, rounded by Python as the export rounds (SQLite's round() can differ at .5).
+            item["started"] = round(item["started"], 3)
             item["bodies"] = [
                 tuple(b)
                 for b in conn.execute("SELECT side, text, data FROM bodies WHERE flow_id = ? ORDER BY side", (fid,))
