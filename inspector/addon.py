@@ -22,6 +22,7 @@ from . import capture
 from .bodies import DEFAULT_MAX_BODY
 from .catalog import Catalog, CatalogError
 from .scope import HostScope
+from .spawn import is_loopback
 from .store import StoreError, open_db
 from .validate import SchemaCache, SchemaLoadError, preload
 from .writer import DEFAULT_QUEUE_ITEMS
@@ -143,6 +144,14 @@ class Recorder:
     def running(self) -> None:
         self._running = True
         self._start_writer()
+        # mitmdump's own default is every interface; `xero-inspector proxy` refuses that unless asked.
+        host = ctx.options.listen_host
+        if not is_loopback(host):
+            log.warning(
+                "listening on %s: anyone who can reach it can use this proxy and see your traffic "
+                "(--listen-host 127.0.0.1 keeps it to this machine)",
+                host or "every interface",
+            )
 
     def done(self) -> None:
         self._running = False

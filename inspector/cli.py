@@ -6,7 +6,6 @@ Errors a user can fix print one line and exit 2; nothing prints a traceback at t
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 import sys
 from collections.abc import Callable
@@ -68,13 +67,21 @@ def parse_listen(value: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def check_exposure(host: str, allow_remote: bool) -> None:
+    """Loopback unless asked: a proxy others can reach lets them use it and read the traffic."""
+    from .spawn import is_loopback
+
+    if is_loopback(host):
+        return
+    if not allow_remote:
+        raise UserError(
+            f"refusing to listen on {host}: anyone who can reach it could use this proxy and read your traffic; "
+            "pass --allow-remote if that is what you want"
+        )
+    click.echo(
+        f"warning: listening on {host}: anyone who can reach it can use this proxy and see your traffic",
+        err=True,
+    )
 
 
 class Cli(click.Group):
@@ -120,6 +127,11 @@ def _recording_options(fn: F) -> F:
     """What `proxy` and `up` share: where to listen, what to record into, and how."""
     options: list[Callable[[Any], Any]] = [
         click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Address the proxy listens on."),
+        click.option(
+            "--allow-remote",
+            is_flag=True,
+            help="Allow --listen on an address other than loopback (anyone who can reach it can use the proxy).",
+        ),
         _db_option("SQLite file to record into."),
         click.option(
             "--redirect",
@@ -160,6 +172,7 @@ def _recording_options(fn: F) -> F:
 @user_errors
 def proxy(
     listen: str,
+    allow_remote: bool,
     db: str,
     mode: str,
     redirect: str,
@@ -187,11 +200,8 @@ def proxy(
     # A broken catalog or a database that is not ours is refused by the addons' configure
     # (one line, exit 2), the same check mitmdump users get; only the port is checked here,
     # because mitmproxy reports a taken port over several lines (PortInUse is one line).
+    check_exposure(host, allow_remote)
     check_port(host, port)
-    if not is_loopback(host):
-        click.echo(
-            f"warning: listening on {host}: anyone who can reach it can use this proxy and see your traffic", err=True
-        )
     settings = proxy_mod.ProxySettings(
         listen_host=host,
         listen_port=port,
@@ -382,6 +392,7 @@ def tui(db: str, to: str | None, ca: str | None, token: str | None) -> None:
 @user_errors
 def up(
     listen: str,
+    allow_remote: bool,
     db: str,
     redirect: str,
     upstream_ca: str | None,
@@ -403,7 +414,8 @@ def up(
     from .up import up as run_up
 
     host, port = parse_listen(listen, 8080)
-    args = ["--confdir", confdir]
+    check_exposure(host, allow_remote)
+    args = ["--confdir", confdir] + (["--allow-remote"] if allow_remote else [])
     args += ["--redirect", redirect] if redirect else []
     args += ["--upstream-ca", upstream_ca] if upstream_ca else []
     args += ["--keep-secrets"] if keep_secrets else []
@@ -632,8 +644,10 @@ def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...])
     Example: xero-inspector endpoints --family xpm-3.0
     """
     from .catalog import Catalog
+    from .validate import SchemaCache, preload
 
     catalog = Catalog.load(catalogs)
+    preload(catalog, SchemaCache())  # a user XSD listed here must also compile: one line if not
     rows = [("FAMILY", "METHOD", "PATH", "REQUEST SCHEMA", "RESPONSE SCHEMA")]
     for ep in sorted(catalog.endpoints, key=lambda e: (e.family, e.path.lower(), e.method)):
         if (family and ep.family != family) or (schemas_only and ep.request is None):

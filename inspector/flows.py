@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .query import install
 from .store import StoreError
 
 Headers = list[tuple[str, str]]
@@ -41,13 +42,15 @@ class StoredFlow:
 
 
 def connect(path: str | Path, readonly: bool = True) -> sqlite3.Connection:
-    """A plain connection for a reader thread (the file must already be a migrated store)."""
+    """A connection for a reader (the file must already be a migrated store), able to run
+    every filter: regex ones need the REGEXP function."""
     path = Path(path)
     if not path.exists():
         raise StoreError(f"{path}: no such database")
     uri = f"file:{path.resolve()}?mode=ro" if readonly else f"file:{path.resolve()}"
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
     conn.row_factory = sqlite3.Row
+    install(conn)
     return conn
 
 

@@ -222,7 +222,11 @@ class _Parser:
         tok = self._take()
         if tok.kind == "op" and tok.text == "!":
             inner = self._unary()
-            return Where(f"NOT {inner.sql}", inner.params, inner.row_sql and f"NOT {inner.row_sql}")
+            # IFNULL: a flow with no status (no tenant, ...) is outside ~c 400, so inside !~c 400;
+            # SQL's NULL would leave it out of both.
+            return Where(
+                f"NOT IFNULL({inner.sql}, 0)", inner.params, inner.row_sql and f"NOT IFNULL({inner.row_sql}, 0)"
+            )
         if tok.kind == "op" and tok.text == "(":
             inner = self._or()
             close = self._peek()

@@ -7,6 +7,7 @@ browser does, and a crash in one never takes the other down.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import signal
 import socket
@@ -26,6 +27,15 @@ class SpawnError(Exception):
 
 class PortInUse(OSError):
     pass
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_port(host: str, port: int) -> None:

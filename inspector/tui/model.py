@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import flows as flows_mod
-from ..query import Where, compile_filter, install
+from ..query import Where, compile_filter
 
 LIST_COLUMNS = (
     "id, started_at, tenant_id, family, method, resource, operation, host, path, status, outcome, "
@@ -72,10 +72,8 @@ class TenantStats:
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection that can run every filter (regex ones need REGEXP)."""
-    conn = flows_mod.connect(path)
-    install(conn)
-    return conn
+    """A read-only connection that can run every filter."""
+    return flows_mod.connect(path)
 
 
 class Reader:
