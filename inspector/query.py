@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,6 +56,13 @@ class _Token:
     pos: int
 
 
+def _regex(pattern: str) -> re.Pattern[str]:
+    # A pattern like "[[" compiles with a FutureWarning: it would print a second line on the CLI.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(pattern, re.IGNORECASE)
+
+
 def install(conn: sqlite3.Connection) -> None:
     """Give a connection the REGEXP function that regex patterns compile to."""
     cache: dict[str, re.Pattern[str]] = {}
@@ -64,7 +72,7 @@ def install(conn: sqlite3.Connection) -> None:
             return False
         rx = cache.get(pattern)
         if rx is None:
-            rx = cache[pattern] = re.compile(pattern, re.IGNORECASE)
+            rx = cache[pattern] = _regex(pattern)
         return rx.search(str(value)) is not None
 
     conn.create_function("regexp", 2, regexp, deterministic=True)
@@ -108,7 +116,7 @@ def _like(value: str) -> str:
 def _match(columns: tuple[str, ...], pattern: str) -> Where:
     if _REGEX_CHARS & set(pattern):
         try:
-            re.compile(pattern)
+            _regex(pattern)
         except re.error as e:
             raise FilterError(f"bad regular expression {pattern!r}: {e}") from e
         return Where("(" + " OR ".join(f"regexp(?, {c})" for c in columns) + ")", (pattern,) * len(columns))
