@@ -18,6 +18,7 @@ from lxml import etree
 from sqlite_utils import Database
 
 from . import query
+from .redact import Redactor
 
 EXAMPLES = 3  # worst examples shown per group
 _RANK = "CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
@@ -109,8 +110,10 @@ def build(db: Database, db_name: str, filter_expr: str | None = None) -> Report:
         ) WHERE k <= {EXAMPLES}
     """
     by_key = {(g.family, g.method, g.endpoint, g.rule, g.severity): g for g in groups}
+    outgoing = Redactor()  # a report leaves the store: a key kept in a URL is fingerprinted here
     for row in db.execute(examples, where.params).fetchall():
-        by_key[tuple(row[:5])].examples.append(Example(*row[5:13]))
+        flow_id, url, *rest = row[5:13]
+        by_key[tuple(row[:5])].examples.append(Example(flow_id, outgoing.url(url), *rest))
     return Report(
         db=db_name,
         filter=filter_expr,
@@ -192,6 +195,7 @@ def _flows_with_findings(db: Database, r: Report) -> Iterator[tuple[dict[str, An
             if flow is not None:
                 yield flow, found
             flow = dict(zip(("id", "family", "method", "url", "endpoint", "duration_ms"), row[:6], strict=True))
+            flow["url"] = Redactor().url(flow["url"])  # as in the examples: reports leave the store
             found = []
         if row[6] is not None:
             found.append(dict(zip(_FINDING_FIELDS, row[6:], strict=True)))

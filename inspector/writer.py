@@ -28,6 +28,7 @@ from sqlite_utils import Database
 
 from .ingest import Ingest, Ingested
 from .record import FlowRecord
+from .redact import Redactor
 from .store import BUSY_TIMEOUT_MS, StoreError, insert, open_db, save_recorder, tenant_names
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,9 @@ class Writer:
 def log_stored(flow_id: int, row: dict[str, Any]) -> None:
     what = "/".join(x for x in (row.get("resource"), row.get("operation")) if x)
     status = row.get("status") or "---"
-    line = f"#{flow_id} {row['method']} {row['url']} -> {status} [{row.get('family')} {what}] {row['outcome']}"
+    # A log is not the store: keys in the URL are fingerprinted here even with --keep-secrets.
+    url = Redactor().url(row["url"])
+    line = f"#{flow_id} {row['method']} {url} -> {status} [{row.get('family')} {what}] {row['outcome']}"
     detail = row.get("api_error") or row.get("error")
     if row["outcome"] != "ok" and detail:
         line += f": {detail}"

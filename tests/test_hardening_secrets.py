@@ -1,0 +1,112 @@
+"""Hardening: the tokens, keys and secrets used in the traffic appear nowhere we write — the
+database file, HAR, curl and mitmproxy exports, every report format, the proxy's log — unless
+the user asked to keep them (and then only where they asked)."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from inspector.samples.demo_traffic import DemoTraffic
+from inspector.samples.mock_xero import MockXero
+
+from tests.helpers import ROOT, ProxyProcess, client
+
+pytestmark = [pytest.mark.hardening, pytest.mark.e2e]
+
+
+@dataclass
+class Recording:
+    db: Path
+    log: Path
+    secrets: set[str]
+
+
+def record(tmp: Path, confdir: Path, keep: bool) -> Recording:
+    """The demo's traffic (every API, every mistake) plus an authorization-code sign-in and a
+    refresh, through the real proxy with its per-exchange log on; every secret noted as issued."""
+    mock = MockXero()
+    issued: set[str] = set()
+    tokens = mock.app.tokens
+    issue, issue_refresh = tokens.issue, tokens.issue_refresh_token
+
+    def noting(fn):  # type: ignore[no-untyped-def]
+        def wrapper(*args, **kw):  # type: ignore[no-untyped-def]
+            issued.add(token := fn(*args, **kw))
+            return token
+
+        return wrapper
+
+    tokens.issue, tokens.issue_refresh_token = noting(issue), noting(issue_refresh)  # type: ignore[method-assign]
+    mock.start()
+    args = ["--redirect", mock.url, "--upstream-ca", str(mock.ca_path), *(["--keep-secrets"] if keep else [])]
+    proxy = ProxyProcess(tmp, confdir, args).start()
+    c = mock.app.config
+    code = "authorization-code-4f1d9a2c7be04e55"
+    try:
+        with client(proxy) as http:
+            url, auth = "https://identity.xero.com/connect/token", (c.client_id, c.client_secret)
+            first = http.post(url, data={"grant_type": "authorization_code", "code": code}, auth=auth).json()
+            http.post(url, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}, auth=auth)
+        DemoTraffic(proxy.url, confdir / "mitmproxy-ca-cert.pem", mock, say=lambda _: None).run()  # stops the mock
+    finally:
+        proxy.stop()
+        mock.stop()
+    basic = base64.b64encode(f"{c.client_id}:{c.client_secret}".encode()).decode()
+    keys = {c.client_secret, basic, c.partner_key, c.legacy_api_key, c.legacy_account_key, code, *c.customer_keys}
+    return Recording(proxy.db, proxy.log, issued | keys)
+
+
+@pytest.fixture(scope="module")
+def redacted(tmp_path_factory: pytest.TempPathFactory, confdir: Path) -> Iterator[Recording]:
+    yield record(tmp_path_factory.mktemp("secrets"), confdir, keep=False)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    result = subprocess.run([sys.executable, "-m", "inspector", *args], capture_output=True, timeout=120, cwd=ROOT)
+    assert result.returncode in (0, 1), result.stderr  # reports exit 1 when they find errors
+    return result
+
+
+def written(rec: Recording, out: Path, *export_flags: str) -> dict[str, bytes]:
+    """Everything xero-inspector writes about this recording, by name."""
+    files = {p.name: p.read_bytes() for p in rec.db.parent.glob(rec.db.name + "*")}  # the file, its WAL
+    files["proxy log"] = rec.log.read_bytes()
+    for fmt in ("har", "curl", "mitm"):
+        target = out / f"export.{fmt}"
+        cli("export", "--db", str(rec.db), "--format", fmt, "-o", str(target), *export_flags)
+        files[f"export {fmt}"] = target.read_bytes()
+    for fmt in ("text", "markdown", "json", "junit", "html"):
+        files[f"report {fmt}"] = cli("report", "--db", str(rec.db), "--format", fmt).stdout
+    return files
+
+
+def hits(files: dict[str, bytes], secrets: set[str]) -> list[tuple[str, str]]:
+    """(where, which secret) for every secret found in what was written."""
+    return [(name, s) for name, data in files.items() for s in secrets if s.encode() in data]
+
+
+def test_no_secret_reaches_anything_written(redacted: Recording, tmp_path: Path) -> None:
+    files = written(redacted, tmp_path)
+    assert len(redacted.secrets) >= 12  # the demo's tokens (expired, wrong scope...), refreshes and keys
+    assert b"redacted:sha256:" in files[redacted.db.name]  # the store did see them, as fingerprints
+    assert files["proxy log"].count(b"\n") > 50  # one line per exchange was logged
+    assert hits(files, redacted.secrets) == []
+
+
+def test_kept_secrets_stay_in_the_store_and_leave_only_when_asked(
+    tmp_path_factory: pytest.TempPathFactory, confdir: Path, tmp_path: Path
+) -> None:
+    kept = record(tmp_path_factory.mktemp("kept"), confdir, keep=True)
+    files = written(kept, tmp_path)
+    in_store = hits({k: v for k, v in files.items() if k.startswith(kept.db.name)}, kept.secrets)
+    assert len({s for _, s in in_store}) >= 10  # --keep-secrets: kept as they were
+    leaving = {k: v for k, v in files.items() if k.startswith(("export", "report", "proxy log"))}
+    assert hits(leaving, kept.secrets) == []  # exports, reports and the log still redact
+    asked = written(kept, tmp_path, "--keep-secrets")
+    assert hits({k: v for k, v in asked.items() if k.startswith("export")}, kept.secrets)
