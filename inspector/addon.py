@@ -22,7 +22,7 @@ from . import capture
 from .bodies import DEFAULT_MAX_BODY
 from .catalog import Catalog, CatalogError
 from .scope import HostScope
-from .spawn import is_loopback
+from .spawn import exposure_warning, is_loopback
 from .store import StoreError, open_db
 from .validate import SchemaCache, SchemaLoadError, preload
 from .writer import DEFAULT_QUEUE_ITEMS
@@ -40,10 +40,8 @@ class XeroScope:
 
     def __init__(self) -> None:
         self.catalog = Catalog.load()
-        # Compiled here so a broken user XSD stops the proxy at start-up, named; the writer
-        # process compiles its own.
-        self.schemas = SchemaCache()
         self.hosts = HostScope(self.catalog.hosts())
+        self._loaded: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (catalogs, hosts) behind the above
         self._allow_set: list[str] | None = None
 
     def load(self, loader: Any) -> None:
@@ -64,16 +62,20 @@ class XeroScope:
         )
 
     def configure(self, updated: set[str]) -> None:
-        if {"inspector_catalog", "inspector_hosts"} & updated:
+        wanted = (tuple(ctx.options.inspector_catalog), tuple(ctx.options.inspector_hosts))
+        # mitmproxy names every option at start-up: reload only what differs from __init__'s.
+        if {"inspector_catalog", "inspector_hosts"} & updated and wanted != self._loaded:
             try:
-                catalog = Catalog.load(ctx.options.inspector_catalog)
-                preload(catalog, self.schemas)
-                hosts = HostScope(catalog.hosts(), ctx.options.inspector_hosts)
+                catalog = Catalog.load(wanted[0])
+                # Compiled here only so a broken user XSD stops the proxy at start-up, named;
+                # the writer process compiles its own.
+                preload(catalog, SchemaCache())
+                hosts = HostScope(catalog.hosts(), wanted[1])
             except (CatalogError, SchemaLoadError) as e:
                 raise exceptions.OptionsError(str(e)) from e
             except re.error as e:
                 raise exceptions.OptionsError(f"inspector_hosts: bad regex {e.pattern!r}: {e}") from e
-            self.catalog, self.hosts = catalog, hosts
+            self.catalog, self.hosts, self._loaded = catalog, hosts, wanted
         # The first configure applies the scope whatever it names: addons added directly (not
         # as a script) only hear about the options that change.
         scope_keys = {"inspector_only_xero", "inspector_catalog", "inspector_hosts", "allow_hosts", "ignore_hosts"}
@@ -145,13 +147,8 @@ class Recorder:
         self._running = True
         self._start_writer()
         # mitmdump's own default is every interface; `xero-inspector proxy` refuses that unless asked.
-        host = ctx.options.listen_host
-        if not is_loopback(host):
-            log.warning(
-                "listening on %s: anyone who can reach it can use this proxy and see your traffic "
-                "(--listen-host 127.0.0.1 keeps it to this machine)",
-                host or "every interface",
-            )
+        if not is_loopback(ctx.options.listen_host):
+            log.warning("warning: %s", exposure_warning(ctx.options.listen_host))
 
     def done(self) -> None:
         self._running = False

@@ -67,21 +67,19 @@ def parse_listen(value: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-def check_exposure(host: str, allow_remote: bool) -> None:
-    """Loopback unless asked: a proxy others can reach lets them use it and read the traffic."""
+def check_exposure(host: str, allow_remote: bool) -> bool:
+    """Loopback unless asked: a proxy others can reach lets them use it and read the traffic.
+    True when it will listen beyond loopback (the proxy's recorder then warns in its log)."""
     from .spawn import is_loopback
 
     if is_loopback(host):
-        return
+        return False
     if not allow_remote:
         raise UserError(
             f"refusing to listen on {host}: anyone who can reach it could use this proxy and read your traffic; "
             "pass --allow-remote if that is what you want"
         )
-    click.echo(
-        f"warning: listening on {host}: anyone who can reach it can use this proxy and see your traffic",
-        err=True,
-    )
+    return True
 
 
 class Cli(click.Group):
@@ -414,7 +412,8 @@ def up(
     from .up import up as run_up
 
     host, port = parse_listen(listen, 8080)
-    check_exposure(host, allow_remote)
+    if check_exposure(host, allow_remote):  # the proxy's own warning goes to its log file
+        click.echo(f"warning: {spawn.exposure_warning(host)}", err=True)
     args = ["--confdir", confdir] + (["--allow-remote"] if allow_remote else [])
     args += ["--redirect", redirect] if redirect else []
     args += ["--upstream-ca", upstream_ca] if upstream_ca else []

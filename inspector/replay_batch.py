@@ -17,7 +17,7 @@ from rich.table import Table
 from .catalog import Catalog
 from .export import flow_ids
 from .flows import StoredFlow, connect, load
-from .query import Where, compile_filter, install
+from .query import Where, compile_filter
 from .replay import SAFE_METHODS, Options, Prepared, Replayer, ReplayError, Result
 from .replay import since as since_time
 from .store import open_db
@@ -31,7 +31,6 @@ def chosen_flows(
 ) -> list[StoredFlow]:
     """The flows named, or matching the filter (with --failed: the failed ones that are not replays)."""
     conn = connect(db)
-    install(conn)
     try:
         if not ids:
             where = compile_filter(expr)

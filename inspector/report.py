@@ -180,6 +180,7 @@ _FINDING_FIELDS = ("side", "rule", "severity", "line", "column", "xpath", "messa
 def _flows_with_findings(db: Database, r: Report) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Every flow in the report's scope with its findings, streamed in one query (for JUnit)."""
     where = query.compile_filter(r.filter)
+    outgoing = Redactor()
     cursor = db.execute(
         "SELECT f.id, f.family, f.method, f.url, coalesce(nullif(f.endpoint, ''), f.path), f.duration_ms, "
         f"{', '.join('x.' + c for c in _FINDING_FIELDS)} "
@@ -195,7 +196,7 @@ def _flows_with_findings(db: Database, r: Report) -> Iterator[tuple[dict[str, An
             if flow is not None:
                 yield flow, found
             flow = dict(zip(("id", "family", "method", "url", "endpoint", "duration_ms"), row[:6], strict=True))
-            flow["url"] = Redactor().url(flow["url"])  # as in the examples: reports leave the store
+            flow["url"] = outgoing.url(flow["url"])  # as in the examples: reports leave the store
             found = []
         if row[6] is not None:
             found.append(dict(zip(_FINDING_FIELDS, row[6:], strict=True)))

@@ -38,6 +38,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def exposure_warning(host: str) -> str:
+    return (
+        f"listening on {host or 'every interface'}: anyone who can reach it can use this proxy and see "
+        "your traffic (listen on 127.0.0.1 to keep it to this machine)"
+    )
+
+
 def check_port(host: str, port: int) -> None:
     """Fail before mitmproxy starts, with one clear line, if the address is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .bodies import DEFAULT_MAX_BODY
 from .record import FlowRecord
 from .writer import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_ITEMS, SHUTDOWN_GRACE, Counters
 
@@ -54,7 +55,7 @@ class WriterConfig:
     db: str
     catalogs: list[str] = field(default_factory=list)
     keep_secrets: bool = False
-    max_body: int = 0
+    max_body: int = DEFAULT_MAX_BODY
     validate: bool = True
     queue_items: int = DEFAULT_QUEUE_ITEMS
     flow_log: bool = False
@@ -376,7 +377,7 @@ def child_main() -> int:
     ingest = Ingest(
         Catalog.load(config.catalogs),
         keep_secrets=config.keep_secrets,
-        **({"max_body": config.max_body} if config.max_body else {}),
+        max_body=config.max_body,
         validator=Validator(SchemaCache()) if config.validate else None,
     )
     writer = Writer(

@@ -36,7 +36,6 @@ from .model import (
     FlowQuery,
     Reader,
     RecorderStatus,
-    connect,
     data_version,
     max_id,
     recorder_status,
@@ -141,8 +140,8 @@ class InspectorApp(App[None]):
         self.follow = False
         self.filter_seq = 0
         self.recorder: RecorderStatus | None = None
-        self._poll_conn = connect(self.db_path)
-        self._count_conn = connect(self.db_path)
+        self._poll_conn = flows.connect(self.db_path)
+        self._count_conn = flows.connect(self.db_path)
         self._count_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._write_conn: sqlite3.Connection | None = None

@@ -71,11 +71,6 @@ class TenantStats:
     minute_series: tuple[int, ...]
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection that can run every filter."""
-    return flows_mod.connect(path)
-
-
 class Reader:
     """A small pool of read-only connections: each worker thread borrows one.
 
@@ -94,7 +89,7 @@ class Reader:
         with self._lock:
             c = self._free.pop() if self._free else None
         if c is None:
-            c = connect(self.path)
+            c = flows_mod.connect(self.path)
         with self._lock:
             self._busy.add(c)
         try:
