@@ -20,6 +20,7 @@ from . import facts, rules, xmlsafe
 from .bodies import DEFAULT_MAX_BODY, DecodeError, as_text, decode_content, sniff
 from .catalog import BodySchema, Catalog
 from .findings import Finding, counts
+from .firsts import FirstTraceback
 from .record import FlowRecord, Headers, header
 from .redact import Redactor
 from .validate import SchemaLoadError, Validator
@@ -64,12 +65,14 @@ class Ingest:
         # Organisations named by GET /connections answers, to explain a 403 (seeded from the store).
         self.known_tenants: dict[str, str] = {}
         self._hosts_of: tuple[Catalog, frozenset[str]] | None = None  # the catalog's hosts, per catalog
+        self._first = FirstTraceback()
 
     def __call__(self, rec: FlowRecord) -> Ingested:
         try:
             return self._ingest(rec)
         except Exception as e:  # a bug here must not lose the exchange: store what is safe
-            log.exception("ingest failed for %s %s", rec.method, _strip_query(rec.url))
+            why = f"{type(e).__name__}: {e}"
+            log.error("ingest failed for %s %s (%s)", rec.method, _strip_query(rec.url), why, exc_info=self._first(e))
             return self._fallback(rec, e)
 
     def _ingest(self, rec: FlowRecord) -> Ingested:

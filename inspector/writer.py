@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
+from .firsts import FirstTraceback
 from .ingest import Ingest, Ingested
 from .record import FlowRecord
 from .redact import Redactor
@@ -119,7 +120,13 @@ class Writer:
         flush_interval: float = FLUSH_INTERVAL,
         on_stored: Callable[[int, dict[str, Any]], None] | None = None,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        recorder_id: str | None = None,
+        counters: Counters | None = None,
+        on_batch: Callable[[Counters, int], None] | None = None,
     ) -> None:
+        """``recorder_id`` and ``counters`` continue a ``recorders`` row (a writer process that
+        replaces one that died); ``on_batch`` hears the counters and the records finished
+        (stored or counted as dropped) after every batch."""
         self.path = Path(path)
         self.ingest = ingest
         self.info = dict(info or {})
@@ -127,11 +134,14 @@ class Writer:
         self.on_stored = on_stored
         self.busy_timeout_ms = busy_timeout_ms
         self.queue = RecordQueue(queue_items, queue_bytes, batch_size)
-        self.counters = Counters()
+        self.counters = counters or Counters()
+        self.on_batch = on_batch
+        self.finished = 0
         self._counter_lock = threading.Lock()
         self._give_up_at = float("inf")  # set by stop(): one grace period for the whole drain
         self._thread = threading.Thread(target=self._run, name="xero-inspector-writer", daemon=True)
-        self.recorder_id = uuid.uuid4().hex
+        self.recorder_id = recorder_id or uuid.uuid4().hex
+        self._first_traceback = FirstTraceback()
         self.started_at = time.time()
 
     # --- called from proxy hooks: cheap, never blocks ---------------------------------------
@@ -164,10 +174,13 @@ class Writer:
         """False once the queue is closed (stopping, or the file cannot be ours)."""
         return not self.queue.closed
 
-    def _count_lost(self, n: int, why: object) -> None:
+    def _count_lost(self, n: int, why: str, exc: BaseException | None = None) -> None:
+        """Records that will never be stored: counted as dropped, and said once per batch."""
         with self._counter_lock:
             self.counters.dropped += n
-        log.error("recorder gave up on %d record(s) at shutdown: %s", n, why)
+            self.counters.errors += 1
+        trace = self._first_traceback(exc) if exc is not None else None
+        log.error("recorder could not store %d record(s): %s; traffic unaffected", n, why, exc_info=trace)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -203,12 +216,21 @@ class Writer:
                 if batch is None:
                     break
                 if batch:
-                    self._write(db, batch)
+                    try:
+                        self._write(db, batch)
+                    except Exception as e:  # a bug must cost this batch, not every record after it
+                        self._count_lost(len(batch), f"{type(e).__name__}: {e}", e)
+                    self.finished += len(batch)
+                    if self.on_batch:
+                        self.on_batch(self.counters, self.finished)
                 if time.monotonic() >= next_stats:
                     self._save_stats(db)
                     next_stats = time.monotonic() + STATS_INTERVAL
             self._save_stats(db, stopped=True)
         finally:
+            # Should the thread end any other way, stop taking records: the queue would fill
+            # and the process feeding it would wait on a reader that is gone.
+            self.queue.close()
             db.close()
 
     def _persist(self, action: Callable[[], T], at_stake: Callable[[], int]) -> T | None:
@@ -216,6 +238,7 @@ class Writer:
         holds, a read-only or full disk. Gives up only past the shutdown grace, counting what is
         ``at_stake`` as dropped (None). What retrying cannot fix is raised to the caller."""
         attempt = 0
+        said = ""
         while True:
             try:
                 result = action()
@@ -223,10 +246,11 @@ class Writer:
                 if isinstance(e, StoreError) and not e.transient:
                     raise
                 self.count_error()
-                if attempt == 0:
+                if str(e) != said:  # once per reason: a full disk, then a read-only one, is two
+                    said = str(e)
                     log.error("recorder cannot use %s (%s); retrying, traffic unaffected", self.path, e)
                 if time.monotonic() > self._give_up_at:
-                    self._count_lost(at_stake(), e)
+                    self._count_lost(at_stake(), f"gave up at shutdown ({e})")
                     return None
                 time.sleep(RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)])
                 attempt += 1
@@ -257,18 +281,28 @@ class Writer:
             return
         self.counters.recorded += len(ids)
         if self.on_stored:
-            for flow_id, item in zip(ids, items, strict=False):
-                self.on_stored(flow_id, item.flow)
+            try:
+                for flow_id, item in zip(ids, items, strict=False):
+                    self.on_stored(flow_id, item.flow)
+            except Exception as e:  # the flow log; the records are stored all the same
+                log.error("recorder could not log a stored flow: %s", e, exc_info=self._first_traceback(e))
 
     def _write_one_by_one(self, db: Database, items: list[Ingested]) -> list[int]:
-        """A batch failed for a reason other than the file: isolate the record that causes it."""
-        ids = []
+        """A batch failed for a reason other than the file: store the records that can be,
+        and count the rest as dropped (with the first one's traceback, not one per record)."""
+        ids: list[int] = []
+        failed: list[Ingested] = []
+        first: Exception | None = None
         for item in items:
             try:
                 ids.extend(insert(db, [item], time.time()))
-            except Exception:
-                log.exception("recorder could not store %s %s", item.flow.get("method"), item.flow.get("url"))
-                self.count_error()
+            except Exception as e:
+                failed.append(item)
+                first = first or e
+        if first is not None:
+            f = failed[0].flow
+            url = Redactor().url(str(f.get("url")))  # a log is not the store: keys stay out even if kept
+            self._count_lost(len(failed), f"{type(first).__name__}: {first} (first: {f.get('method')} {url})", first)
         return ids
 
     def _save_stats(self, db: Database, stopped: bool = False) -> None:

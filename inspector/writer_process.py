@@ -12,8 +12,11 @@ and writes it to the child's stdin in one frame, without blocking (a write and a
 child per exchange cost the loop a tenth of its throughput). When the pipe is full the frame
 waits, bounded like the writer's queue (items and bytes), and the loop finishes the write when
 the pipe drains; past the bound the record is dropped and counted, never the traffic. The child
-sends back its log lines and, at exit, its counters, as JSON lines on its stdout. If the proxy
-is killed the child reads to the end of what it was sent, stores it, and exits.
+sends back its log lines, its counters after each batch it finishes and at exit, as JSON lines on
+its stdout. If the proxy is killed the child reads to the end of what it was sent, stores it, and
+exits. If the child dies, the records it held are counted as dropped (what it had been handed,
+less what it said it had finished) and a new child takes over at the next exchange, after a
+back-off, on the same ``recorders`` row.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +50,8 @@ NICE = 19
 SUBMIT_RETRY = 0.005  # the child's wait for room in its queue (backpressure, not a drop)
 HANDOVER_INTERVAL = 0.05  # the longest a record waits in the proxy before it goes to the child
 HANDOVER_BYTES = 256 * 1024  # or sooner, when the records held carry this many body bytes
+RESTART_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # before the 1st, 2nd… new child in a row
+STEADY = 60.0  # a child that lived this long resets the back-off
 
 
 @dataclass
@@ -60,6 +66,8 @@ class WriterConfig:
     queue_items: int = DEFAULT_QUEUE_ITEMS
     flow_log: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    recorder_id: str = ""  # one ``recorders`` row for the proxy, whichever child writes it
+    base: tuple[int, int, int] = (0, 0, 0)  # recorded, dropped, errors before this child
 
 
 class WriterProcess:
@@ -69,6 +77,7 @@ class WriterProcess:
         self, config: WriterConfig, *, queue_items: int = DEFAULT_QUEUE_ITEMS, queue_bytes: int = DEFAULT_QUEUE_BYTES
     ) -> None:
         self.config = config
+        self.config.recorder_id = self.config.recorder_id or uuid.uuid4().hex
         self.max_items = queue_items
         self.max_bytes = queue_bytes
         self.counters = Counters()  # ours until stop() takes the child's final figures
@@ -77,18 +86,26 @@ class WriterProcess:
         self._pending: deque[tuple[memoryview, int]] = deque()  # (frame left to write, records in it)
         self._pending_bytes = 0
         self._held = 0  # records in the batch and in pending frames: the bound is on these
-        self._lock = threading.Lock()  # hooks run on the loop; stop() may run elsewhere
+        self._lock = threading.Lock()  # hooks run on the loop; the child's reader thread too
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._watching = False
-        self._broken = False
+        self._broken = False  # the child is gone (or going): nothing more is written to it
+        self._exited = True  # its reader has seen it end and counted what it took with it
         self._stopping = False
-        self._unreported = 0  # drops the child has not been told about yet
-        self._unsent = Counters()  # what the child can never be told: it is gone
+        self._unreported = Counters()  # drops and errors the current child has not been told
         self._reader: threading.Thread | None = None
-        self._final: dict[str, int] | None = None
+        self._final: Counters | None = None
+        # The current child's figures as it last said (its base included), and how many records
+        # it has been handed and said it finished: the difference dies with it.
+        self._progress = Counters()
+        self._handed = 0
+        self._done = 0
+        self._deaths = 0  # children in a row that died before STEADY
+        self._started = 0.0
+        self._retry_at = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -111,9 +128,14 @@ class WriterProcess:
             import fcntl
 
             fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        self.config.info.setdefault("started_at", time.time())  # the row's, not this child's
         config = json.dumps(asdict(self.config)).encode()
         os.write(self._fd, FRAME.pack(len(config)) + config)  # an empty pipe takes it whole
         os.set_blocking(self._fd, False)
+        self._broken, self._exited, self._final = False, False, None
+        self._progress = Counters(*self.config.base)
+        self._handed = self._done = 0
+        self._started = time.monotonic()
         self._reader = threading.Thread(
             target=self._read_child, args=(self._proc,), name="xero-inspector-writer-log", daemon=True
         )
@@ -131,7 +153,7 @@ class WriterProcess:
             self._unwatch()
             if not self._broken:
                 self._hand_over()
-                self._report_drops()
+                self._report()
                 try:
                     os.set_blocking(self._fd, True)
                     while self._pending:
@@ -153,11 +175,10 @@ class WriterProcess:
         if self._reader is not None:
             self._reader.join(5)
         self._proc = None
-        if self._final is not None:  # the child's figures include what we told it
-            self._unsent.dropped += self._unreported
-            self._unreported = 0
-            for name in ("recorded", "dropped", "errors"):
-                setattr(self.counters, name, int(self._final.get(name, 0)) + getattr(self._unsent, name))
+        # The last child's figures include every child's before it; add what none was told.
+        last = self._final or self._progress
+        for name in ("recorded", "dropped", "errors"):
+            setattr(self.counters, name, getattr(last, name) + getattr(self._unreported, name))
 
     @property
     def alive(self) -> bool:
@@ -174,12 +195,14 @@ class WriterProcess:
         HANDOVER_INTERVAL or HANDOVER_BYTES: one pickle, one write and one wake-up of the child
         for many exchanges (per exchange, they cost the event loop a tenth of its throughput)."""
         with self._lock:
+            if self._broken and not self._stopping:
+                self._maybe_restart()
             if self._broken or self._stopping or self._proc is None:
-                self._drop()
+                self._drop("no recorder process")
                 return False
             size = rec.body_bytes
             if self._held >= self.max_items or self._pending_bytes + self._batch_bytes + size > self.max_bytes:
-                self._drop()
+                self._drop("recorder queue full")
                 return False
             self._batch.append(rec)
             self._batch_bytes += size
@@ -191,10 +214,45 @@ class WriterProcess:
     def count_error(self, n: int = 1) -> None:
         with self._lock:
             self.counters.errors += n
+            self._unreported.errors += n
             if not self._broken and not self._stopping and self._proc is not None:
-                self._send(pickle.dumps(("e", n)))
-            else:
-                self._unsent.errors += n
+                self._report()
+
+    # --- a child that died --------------------------------------------------------------------
+
+    def _maybe_restart(self) -> None:
+        """A new child, once the old one's reader has counted what it took with it and the
+        back-off has passed. From a hook: spawning takes a few milliseconds, once in a while."""
+        if not self._exited or time.monotonic() < self._retry_at:
+            return
+        try:
+            self.start()
+        except OSError as e:
+            self._retry_at = time.monotonic() + RESTART_BACKOFF[-1]
+            log.error("recorder process could not be started again (%s); retrying in %.0f s", e, RESTART_BACKOFF[-1])
+            return
+        log.warning("recorder process started again; recording resumes")
+        self._report()  # what was lost meanwhile goes on the same row
+
+    def _child_ended(self, code: int) -> None:
+        """The reader saw the child end: count the records it had not finished, and plan its successor."""
+        with self._lock:
+            lost = 0
+            if self._final is None:  # it died: what it was handed and did not finish is lost
+                lost = max(0, self._handed - self._done)
+                self.counters.dropped += lost
+                self._unreported.dropped += lost
+            if not self._stopping:
+                lived = time.monotonic() - self._started
+                self._deaths = 1 if lived >= STEADY else self._deaths + 1
+                delay = RESTART_BACKOFF[min(self._deaths, len(RESTART_BACKOFF)) - 1]
+                self._retry_at = time.monotonic() + delay
+                what = f"{lost} record(s) it had not stored are lost; a new one starts in {delay:g} s"
+                if self._broken:  # a write to it failed first, and said so
+                    log.error("recorder process ended (exit code %d): %s", code, what)
+                self._gone(f"exit code {code}", what)
+                self.config.base = (self._progress.recorded, self._progress.dropped, self._progress.errors)
+            self._exited = True
 
     # --- the pipe -----------------------------------------------------------------------------
 
@@ -219,7 +277,7 @@ class WriterProcess:
         if not self._batch or self._broken:
             return
         batch, self._batch, self._batch_bytes = self._batch, [], 0
-        self._report_drops()
+        self._report()
         self._send(pickle.dumps(("b", batch), pickle.HIGHEST_PROTOCOL), len(batch))
 
     def _send(self, data: bytes, records: int = 0) -> None:
@@ -240,6 +298,7 @@ class WriterProcess:
                     break
                 self._pending.popleft()
                 self._held -= records
+                self._handed += records
         except BlockingIOError:
             pass
         except OSError as e:
@@ -270,32 +329,38 @@ class WriterProcess:
         with self._lock:
             self._flush()
 
-    def _drop(self) -> None:
+    def _drop(self, why: str) -> None:
         """A record we could not hand over: counted, and told to the child with the next batch."""
         self.counters.dropped += 1
-        self._unreported += 1
+        self._unreported.dropped += 1
         dropped = self.counters.dropped
         if dropped == 1 or dropped % 1000 == 0:
-            log.warning("recorder queue full: %d record(s) dropped so far (traffic unaffected)", dropped)
+            log.warning("%s: %d record(s) dropped so far (traffic unaffected)", why, dropped)
 
-    def _report_drops(self) -> None:
-        if self._unreported and not self._broken:
-            n, self._unreported = self._unreported, 0
-            self._send(pickle.dumps(("d", n)))
+    def _report(self) -> None:
+        """Tell the child the drops and errors it has not heard of, so its row counts them."""
+        if self._broken:
+            return
+        told, self._unreported = self._unreported, Counters()
+        if told.dropped:
+            self._send(pickle.dumps(("d", told.dropped)))
+        if told.errors:
+            self._send(pickle.dumps(("e", told.errors)))
 
-    def _gone(self, why: object) -> None:
-        """The child is gone: nothing we hold can be stored any more."""
+    def _gone(self, why: object, what: str = "") -> None:
+        """The child is gone: nothing we hold can be stored by it."""
         if self._broken:
             return
         self._broken = True
         self._unwatch()
         lost = self._held
         self.counters.dropped += lost
-        self._unsent.dropped += lost
+        self._unreported.dropped += lost
         self._pending.clear()
         self._batch.clear()
         self._pending_bytes = self._batch_bytes = self._held = 0
-        log.error("recorder process is gone (%s): recording stopped, traffic unaffected", why)
+        what = ", ".join(x for x in (f"{lost} record(s) waiting for it dropped" if lost else "", what) if x)
+        log.error("recorder process is gone (%s): %s; traffic unaffected", why, what or "nothing was waiting")
 
     # --- the child's stdout -------------------------------------------------------------------
 
@@ -310,15 +375,27 @@ class WriterProcess:
             if "log" in msg:
                 level, text = msg["log"]
                 log.log(int(level), "%s", text)
+            elif "progress" in msg:
+                recorded, dropped, errors, done = msg["progress"]
+                with self._lock:
+                    self._progress = Counters(recorded, dropped, errors)
+                    self._done = done
             elif "counters" in msg:
-                self._final = msg["counters"]
-        code = proc.wait()
-        with self._lock:
-            if not self._stopping:
-                self._gone(f"exit code {code}")
+                self._final = Counters(**msg["counters"])
+        self._child_ended(proc.wait())
 
 
 # --- the child ----------------------------------------------------------------------------------
+
+
+_SAY = threading.Lock()  # log lines come from any thread, progress from the writer's
+
+
+def _say(out: IO[str], message: dict[str, Any]) -> None:
+    """One JSON line to the proxy."""
+    with _SAY:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
 
 
 class _JsonLines(logging.Handler):
@@ -332,9 +409,7 @@ class _JsonLines(logging.Handler):
         text = record.getMessage()
         if record.exc_info:
             text += "\n" + logging.Formatter().formatException(record.exc_info)
-        with self.lock or contextlib.nullcontext():
-            self.out.write(json.dumps({"log": [record.levelno, text]}) + "\n")
-            self.out.flush()
+        _say(self.out, {"log": [record.levelno, text]})
 
 
 def _frames(stream: IO[bytes]) -> Any:
@@ -380,12 +455,20 @@ def child_main() -> int:
         max_body=config.max_body,
         validator=Validator(SchemaCache()) if config.validate else None,
     )
+
+    def progress(c: Counters, finished: int) -> None:
+        # After every batch: should this process die, the proxy knows what it took with it.
+        _say(out, {"progress": [c.recorded, c.dropped, c.errors, finished]})
+
     writer = Writer(
         config.db,
         ingest,
         info=config.info,
         queue_items=config.queue_items,
         on_stored=log_stored if config.flow_log else None,
+        recorder_id=config.recorder_id or None,
+        counters=Counters(*config.base),
+        on_batch=progress,
     )
     writer.start()
     for frame in frames:
@@ -403,8 +486,7 @@ def child_main() -> int:
         elif kind == "e":
             writer.count_error(value)
     writer.stop()
-    out.write(json.dumps({"counters": asdict(writer.counters)}) + "\n")
-    out.flush()
+    _say(out, {"counters": asdict(writer.counters)})
     return 0
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +116,17 @@ def wait_for_rows(db: Path, sql: str, count: int, params: Sequence[Any] = ()) ->
     raise AssertionError(f"expected {count} rows for {sql!r}, found {len(found)}")
 
 
-def h2_get(proxy: ProxyProcess, url: str, headers: dict[str, str]) -> tuple[int, bytes, str]:
-    """A GET over HTTP/2 through the proxy, as a browser or an h2 client would: CONNECT,
-    then TLS offering only h2. Returns status, body and the negotiated protocol."""
+@dataclass
+class H2Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes  # as it came off the wire: content-encoding still applied
+    protocol: str
+
+
+def h2_request(proxy: ProxyProcess, method: str, url: str, headers: dict[str, str]) -> H2Response:
+    """A request without a body over HTTP/2 through the proxy, as a browser or an h2 client
+    would send it: CONNECT, then TLS offering only h2 (a client offering http/1.1 first gets it)."""
     import socket
     from urllib.parse import urlsplit
 
@@ -135,10 +144,10 @@ def h2_get(proxy: ProxyProcess, url: str, headers: dict[str, str]) -> tuple[int,
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    request = [(":method", "GET"), (":authority", parts.hostname or ""), (":scheme", "https"), (":path", path)]
+    request = [(":method", method), (":authority", parts.hostname or ""), (":scheme", "https"), (":path", path)]
     conn.send_headers(1, request + [(k.lower(), v) for k, v in headers.items()], end_stream=True)
     tls.sendall(conn.data_to_send())
-    status, body = 0, b""
+    response = H2Response(0, {}, b"", str(tls.selected_alpn_protocol()))
     with tls:
         while True:
             data = tls.recv(65536)
@@ -146,11 +155,13 @@ def h2_get(proxy: ProxyProcess, url: str, headers: dict[str, str]) -> tuple[int,
                 break
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.ResponseReceived):
-                    status = int(dict(event.headers)[b":status"])
+                    fields = {bytes(k).decode(): bytes(v).decode() for k, v in event.headers}
+                    response.status = int(fields.pop(":status"))
+                    response.headers = fields
                 elif isinstance(event, h2.events.DataReceived):
-                    body += event.data
+                    response.body += event.data
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded):
-                    return status, body, str(tls.selected_alpn_protocol())
+                    return response
             tls.sendall(conn.data_to_send())
-    return status, body, str(tls.selected_alpn_protocol())
+    return response

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from inspector.samples.mock_xero import TENANTS, MockXero
 
-from tests.helpers import ProxyProcess, client, h2_get, rows, wait_for_rows
+from tests.helpers import ProxyProcess, client, h2_request, rows, wait_for_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -294,8 +294,8 @@ def test_mitmdump_script_gives_the_same_recording(tmp_path: Path, confdir: Path,
 
 
 def test_http2_client(proxy: ProxyProcess, token: str) -> None:
-    status, body, protocol = h2_get(proxy, f"{XPM}/staff.api/list", xpm_headers(token, marker="h2"))
-    assert (protocol, status) == ("h2", 200) and b"<StaffList>" in body
+    answer = h2_request(proxy, "GET", f"{XPM}/staff.api/list", xpm_headers(token, marker="h2"))
+    assert (answer.protocol, answer.status) == ("h2", 200) and b"<StaffList>" in answer.body
     (row,) = flows_marked(proxy, "h2")
     assert (row["http_version"], row["url"], row["family"]) == ("HTTP/2.0", f"{XPM}/staff.api/list", "xpm-3.0")
 

@@ -117,3 +117,72 @@ def test_a_record_that_breaks_ingest_is_stored_in_fallback_form(tmp_path: Path) 
     (row,) = rows(tmp_path / "f.db", "select ingest_error, method from flows")
     assert row["ingest_error"].startswith("ZeroDivisionError") and row["method"] == "POST"
     assert w.counters.errors == 1
+
+
+def test_records_that_break_insert_are_dropped_counted_and_said_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from inspector import store
+
+    real = store.insert_rows
+
+    def insert_rows(db, batch, seen_at):  # type: ignore[no-untyped-def]
+        if any("/broken" in item.flow["url"] for item in batch):
+            raise ValueError("cannot store this one")
+        return real(db, batch, seen_at)
+
+    monkeypatch.setattr(store, "insert_rows", insert_rows)
+    w = writer(tmp_path / "f.db", batch_size=5, flush_interval=1.0)
+    good, bad = record(), record(url="https://api.xero.com/practicemanager/3.0/job.api/broken")
+    with caplog.at_level("ERROR"):
+        for rec in (good, bad, good, bad, good):  # one batch: the good ones are still stored
+            w.submit(rec)
+        w.start()
+        wait_for_rows(tmp_path / "f.db", "select id from flows", 3)
+        for rec in (bad, bad):
+            w.submit(rec)
+        w.stop()
+    assert len(rows(tmp_path / "f.db", "select id from flows")) == 3
+    assert (w.counters.recorded, w.counters.dropped) == (3, 4)
+    said = [r for r in caplog.records if "could not store" in r.getMessage()]
+    assert [r.getMessage().split(":")[0] for r in said] == ["recorder could not store 2 record(s)"] * 2
+    assert "ValueError: cannot store this one" in said[0].getMessage() and "/broken" in said[0].getMessage()
+    assert said[0].exc_info and not said[1].exc_info  # the traceback once, not per batch
+
+
+def test_a_bug_in_the_writer_costs_its_batch_not_the_thread(tmp_path: Path) -> None:
+    class Broken(Ingest):
+        def __call__(self, rec):  # type: ignore[no-untyped-def]
+            if "/broken" in rec.url:  # past ingest's own guard, as a bug in the writer would be
+                raise RuntimeError("writer bug")
+            return super().__call__(rec)
+
+    w = Writer(tmp_path / "f.db", Broken(Catalog.load()))
+    w.start()
+    w.submit(record(url="https://api.xero.com/practicemanager/3.0/job.api/broken"))
+    wait_for_rows(tmp_path / "f.db", "select id from recorders where dropped = 1", 1)
+    assert w.alive and w.accepting
+    for _ in range(3):
+        w.submit(record())
+    w.stop()
+    assert len(rows(tmp_path / "f.db", "select id from flows")) == 3
+    assert (w.counters.recorded, w.counters.dropped) == (3, 1)
+
+
+def test_a_traceback_once_per_place_it_is_raised() -> None:
+    from inspector.firsts import FirstTraceback
+
+    first = FirstTraceback()
+
+    def fail(n: int) -> BaseException:
+        try:
+            raise KeyError(n)
+        except KeyError as e:
+            return e
+
+    a, b = fail(1), fail(2)
+    assert first(a) is a and first(b) is None  # same type, same line: the message may differ
+    try:
+        raise KeyError(3)
+    except KeyError as e:
+        assert first(e) is e

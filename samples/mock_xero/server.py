@@ -83,19 +83,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
 
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _serve(self) -> None:
         path, _, query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -104,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
             path=path,
             query=query,
             headers=headers,
-            body=self._read_body(),
+            body=read_body(self),
             scheme=headers.get("x-forwarded-proto", "https"),
         )
         resp = self.server.app.handle(req)
@@ -121,6 +108,21 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
         self.server.app.record(Exchange(req, resp.status, out_headers, body))
+
+
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """A request's body, chunked or with a length (the trailer of a chunked body is skipped)."""
+    if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
+        chunks: list[bytes] = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                handler.rfile.readline()
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""
 
 
 class MockXero:
