@@ -221,8 +221,7 @@ class Writer:
                     except Exception as e:  # a bug must cost this batch, not every record after it
                         self._count_lost(len(batch), f"{type(e).__name__}: {e}", e)
                     self.finished += len(batch)
-                    if self.on_batch:
-                        self.on_batch(self.counters, self.finished)
+                    self._progress()
                 if time.monotonic() >= next_stats:
                     self._save_stats(db)
                     next_stats = time.monotonic() + STATS_INTERVAL
@@ -232,6 +231,14 @@ class Writer:
             # and the process feeding it would wait on a reader that is gone.
             self.queue.close()
             db.close()
+
+    def _progress(self) -> None:
+        if self.on_batch is None:
+            return
+        try:
+            self.on_batch(self.counters, self.finished)
+        except Exception as e:  # telling is not storing: the next batch must still be written
+            log.error("recorder could not report its progress: %s", e, exc_info=self._first_traceback(e))
 
     def _persist(self, action: Callable[[], T], at_stake: Callable[[], int]) -> T | None:
         """Run a database action until it works, waiting out what passes: a lock another writer

@@ -106,6 +106,7 @@ class WriterProcess:
         self._deaths = 0  # children in a row that died before STEADY
         self._started = 0.0
         self._retry_at = 0.0
+        self._drop_reason = ""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -334,7 +335,8 @@ class WriterProcess:
         self.counters.dropped += 1
         self._unreported.dropped += 1
         dropped = self.counters.dropped
-        if dropped == 1 or dropped % 1000 == 0:
+        if why != self._drop_reason or dropped % 1000 == 0:  # a new reason is said at once
+            self._drop_reason = why
             log.warning("%s: %d record(s) dropped so far (traffic unaffected)", why, dropped)
 
     def _report(self) -> None:
@@ -389,13 +391,24 @@ class WriterProcess:
 
 
 _SAY = threading.Lock()  # log lines come from any thread, progress from the writer's
+_proxy_gone = False
 
 
 def _say(out: IO[str], message: dict[str, Any]) -> None:
-    """One JSON line to the proxy."""
+    """One JSON line to the proxy. Never raises: a proxy that was killed has closed the pipe,
+    and the child must go on storing what it was sent, not die of having no one to tell."""
+    global _proxy_gone
     with _SAY:
-        out.write(json.dumps(message) + "\n")
-        out.flush()
+        if _proxy_gone:
+            return
+        try:
+            out.write(json.dumps(message) + "\n")
+            out.flush()
+        except (OSError, ValueError):
+            _proxy_gone = True
+            # What is left in the stream's buffer would fail again at exit, with a traceback.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
 
 
 class _JsonLines(logging.Handler):
