@@ -3,9 +3,9 @@
 1,000 exchanges of every shape (gzip, deflate and br bodies, chunked both ways, binary PDFs,
 10 MB each way, empty answers, HEAD), over HTTP/1.1 and HTTP/2, through the real proxy to a
 real TLS upstream, while the recorder meets one fault after another: exceptions in ingest and
-in insert (injected, tests/faults/sitecustomize.py), a full disk and a read-only one (real, on
-a file system of the test's own, tests/disk.py), and the database locked for 10 s by another
-connection. The client must get exactly the upstream's bytes every time; what the recorder
+in insert (injected, tests/faults/sitecustomize.py), its writer process killed, a full disk and
+a read-only one (real, on a file system of the test's own, tests/disk.py), and the database
+locked for 10 s by another process. The client must get exactly the upstream's bytes every time; what the recorder
 could not store it must say (the log and the recorders row), and after each fault it records
 again.
 """
@@ -128,7 +128,7 @@ def exchange(http: httpx.Client, seq: int, h2: ProxyProcess | None = None) -> Re
                 r.http_version,
             )
     except httpx.HTTPError as e:
-        return Result(started, time.time(), 0, "", "", "", f"{type(e).__name__}: {e}")
+        return Result(started, time.time(), 0, "", "", "", error=f"{type(e).__name__}: {e}")
 
 
 class Faults:

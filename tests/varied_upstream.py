@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import random
 import re
 import ssl
@@ -130,7 +131,7 @@ def response(seq: int) -> tuple[int, Shape, bytes, bytes]:
         status, decoded = 200, binary(rng, BIG)
     elif s.name == "json-br":
         items = [{"InvoiceID": f"{seq}-{i}", "Total": rng.randrange(10**6) / 100} for i in range(rng.randrange(1, 40))]
-        status, decoded = 200, repr({"Invoices": items}).replace("'", '"').encode()
+        status, decoded = 200, json.dumps({"Invoices": items}).encode()
     else:
         status, decoded = 200, xml_body(rng, seq, error=s.name == "xml-error")
     return status, s, decoded, encode(decoded, s.encoding)
