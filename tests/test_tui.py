@@ -21,6 +21,7 @@ from inspector.tui.app import InspectorApp
 from inspector.tui.code_view import CodeView
 from inspector.tui.dialogs import ConfirmScreen, ExportScreen, TextPrompt
 from inspector.tui.messages import FilterApplied, FilterPreview, FlowHighlighted, PageLoaded, Polled
+from inspector.tui.model import FlowQuery, max_id
 from inspector.tui.orgs import OrganisationsScreen
 from tests.helpers import WAIT
 
@@ -143,6 +144,36 @@ async def test_a_filter_shows_its_first_rows_before_it_is_counted(db: Path) -> N
         assert app.flows.cursor == before
         status = str(app.query_one("#status", Static).render())
         assert "counting" not in status and "match '~c 429 | ~c 200'" in status
+
+
+async def test_a_move_made_while_a_filter_is_counted_is_kept(db: Path) -> None:
+    """On a million flows the count lands half a second after the first rows: a key pressed
+    or a flow jumped to in between must not be undone by it."""
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, app)
+        query = FlowQuery("~c 429")
+        with flows.connect(db) as conn:
+            top = max_id(conn)
+            rows = query.last(conn, 100, top)
+        assert 5 < len(rows) < 100  # one page: the preview holds every match
+
+        async def counted_after(between: Callable[[], object]) -> None:
+            app.filter_seq += 1  # what apply_filter does; the two messages its worker would post
+            app.post_message(FilterPreview(app.filter_seq, query, rows, len(rows) - 1, top))
+            await until(pilot, lambda: not app.flows.counted and app.flows.cursor == len(rows) - 1)
+            between()
+            await pilot.pause()
+            app.post_message(FilterApplied(app.filter_seq, query, len(rows), top, None, rows))
+            await until(pilot, lambda: app.flows.counted)
+
+        await counted_after(lambda: app.flows.action_move(-2))  # up, up
+        assert app.flows.cursor == len(rows) - 3
+        await until(pilot, lambda: app.flows.selected is not None and app.flows.selected.id == rows[-3].id)
+
+        await counted_after(lambda: app.action_goto(rows[1].id))  # a jump (replay's "go to original")
+        await until(pilot, lambda: app.flows.selected is not None and app.flows.selected.id == rows[1].id)
+        assert app.flows.cursor == 1
 
 
 async def test_choosing_a_finding_jumps_to_its_line(db: Path) -> None:

@@ -234,7 +234,7 @@ class InspectorApp(App[None]):
         if message.generation != self.filter_seq:
             return
         self._show_filter_error(None)
-        self.flows.reset(message.query, message.total, message.max_id, message.cursor, message.tail)
+        self.flows.settle(message.query, message.total, message.max_id, message.cursor, message.tail)
         self._render_status()
 
     def on_filter_failed(self, message: FilterFailed) -> None:
@@ -331,7 +331,7 @@ class InspectorApp(App[None]):
         if index is None:
             self.call_from_thread(self.notify, f"flow #{flow_id} is hidden by the filter", severity="warning")
         else:
-            self.call_from_thread(self.flows.move_to, index)
+            self.call_from_thread(self.flows.jump, index)
             self.call_from_thread(self.flows.focus)
 
     # -- actions ----------------------------------------------------------------------------

@@ -135,6 +135,10 @@ class FlowList(ScrollView, can_focus=True):
         self.pages: OrderedDict[int, list[FlowRow]] = OrderedDict()
         self.pending: set[int] = set()
         self._highlighted: int | None = None
+        # While a preview is shown: where its cursor opened, and a jump asked for meanwhile
+        # (a place in the whole list, which only the count can give a row).
+        self._anchor = -1
+        self._wanted: int | None = None
 
     # -- data -------------------------------------------------------------------------
     def reset(
@@ -158,9 +162,29 @@ class FlowList(ScrollView, can_focus=True):
         self.refresh()
 
     def preview(self, query: FlowQuery, rows: list[FlowRow], cursor: int, upto: int) -> None:
-        """A new filter's first rows, shown as the whole list until reset() brings the count."""
+        """A new filter's first rows, shown as the whole list until counted() brings the count."""
         self.reset(query, len(rows), upto, cursor, rows)
         self.counted = False
+        self._anchor, self._wanted = cursor, None
+
+    def settle(self, query: FlowQuery, total: int, upto: int, cursor: int | None, tail: list[FlowRow]) -> None:
+        """The count behind the preview: its rows take their place in the whole list, ending at
+        ``cursor`` (the flow kept) or at the newest. Where the user moved meanwhile, by keys or
+        by a jump, is kept: the count must not pull the cursor back from under them."""
+        anchor = total - 1 if cursor is None else cursor
+        if self._wanted is not None:
+            cursor = self._wanted
+        elif not self.counted and self._anchor >= 0:
+            cursor = anchor + (self.cursor - self._anchor)
+        self._anchor, self._wanted = -1, None
+        self.reset(query, total, upto, cursor, tail)
+
+    def jump(self, index: int) -> None:
+        """Move to a place in the whole filtered list (a flow id looked up by the app)."""
+        if self.counted:
+            self.move_to(index)
+        else:  # the preview holds only its own rows: the count will put the cursor there
+            self._wanted = index
 
     def grow(self, added: int, upto: int) -> None:
         """Rows arrived at the end; the last page may have been partial."""
