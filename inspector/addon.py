@@ -172,7 +172,7 @@ class Recorder:
             flow_log=opts.inspector_flow_log,
             info=info,
         )
-        self.writer = WriterProcess(config, queue_items=opts.inspector_queue_size)
+        self.writer = WriterProcess(config)
         self.writer.start()
         log.info("recording Xero traffic into %s", opts.inspector_db)
 

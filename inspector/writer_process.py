@@ -73,12 +73,10 @@ class WriterConfig:
 class WriterProcess:
     """The proxy's side: same surface as ``Writer`` (submit, count_error, stop, counters)."""
 
-    def __init__(
-        self, config: WriterConfig, *, queue_items: int = DEFAULT_QUEUE_ITEMS, queue_bytes: int = DEFAULT_QUEUE_BYTES
-    ) -> None:
+    def __init__(self, config: WriterConfig, *, queue_bytes: int = DEFAULT_QUEUE_BYTES) -> None:
         self.config = config
         self.config.recorder_id = self.config.recorder_id or uuid.uuid4().hex
-        self.max_items = queue_items
+        self.max_items = config.queue_items  # the bound here is the child's queue's: one setting
         self.max_bytes = queue_bytes
         self.counters = Counters()  # ours until stop() takes the child's final figures
         self._batch: list[FlowRecord] = []  # records waiting for the next hand-over

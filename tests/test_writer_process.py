@@ -20,7 +20,7 @@ from tests.test_ingest import TOKEN, record
 
 
 def started(db: Path, **kw) -> WriterProcess:
-    w = WriterProcess(WriterConfig(db=str(db), info={"listen": "test", "pid": os.getpid()}), **kw)
+    w = WriterProcess(WriterConfig(db=str(db), info={"listen": "test", "pid": os.getpid()}, **kw))
     w.start()
     return w
 

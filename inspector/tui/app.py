@@ -215,7 +215,8 @@ class InspectorApp(App[None]):
                     at = len(rows) - 1
                 self.post_message(FilterPreview(seq, query, rows, at, top))
                 total = query.count(conn, 0, top)
-                cursor = query.index_of(conn, keep) if keep is not None else None
+                # ending_at found ``keep`` among the matches: only its place is left to count.
+                cursor = query.position(conn, keep) if keep is not None else None
             except sqlite3.OperationalError as e:
                 if "interrupt" in str(e):
                     return

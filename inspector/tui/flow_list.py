@@ -137,7 +137,7 @@ class FlowList(ScrollView, can_focus=True):
         self._highlighted: int | None = None
         # While a preview is shown: where its cursor opened, and a jump asked for meanwhile
         # (a place in the whole list, which only the count can give a row).
-        self._anchor = -1
+        self._anchor = 0
         self._wanted: int | None = None
 
     # -- data -------------------------------------------------------------------------
@@ -162,7 +162,7 @@ class FlowList(ScrollView, can_focus=True):
         self.refresh()
 
     def preview(self, query: FlowQuery, rows: list[FlowRow], cursor: int, upto: int) -> None:
-        """A new filter's first rows, shown as the whole list until counted() brings the count."""
+        """A new filter's first rows, shown as the whole list until settle() brings the count."""
         self.reset(query, len(rows), upto, cursor, rows)
         self.counted = False
         self._anchor, self._wanted = cursor, None
@@ -174,9 +174,9 @@ class FlowList(ScrollView, can_focus=True):
         anchor = total - 1 if cursor is None else cursor
         if self._wanted is not None:
             cursor = self._wanted
-        elif not self.counted and self._anchor >= 0:
+        elif not self.counted:
             cursor = anchor + (self.cursor - self._anchor)
-        self._anchor, self._wanted = -1, None
+        self._wanted = None
         self.reset(query, total, upto, cursor, tail)
 
     def jump(self, index: int) -> None:

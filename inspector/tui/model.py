@@ -163,8 +163,10 @@ class FlowQuery:
 
     def index_of(self, conn: sqlite3.Connection, flow_id: int) -> int | None:
         """The position of a flow in this list, or None when the filter excludes it."""
-        if not self.contains(conn, flow_id):
-            return None
+        return self.position(conn, flow_id) if self.contains(conn, flow_id) else None
+
+    def position(self, conn: sqlite3.Connection, flow_id: int) -> int:
+        """Where a flow known to match would be: the matches before it."""
         sql = f"SELECT count(*) FROM flows WHERE ({self.where.sql}) AND id < ?"
         return int(conn.execute(sql, (*self.where.params, flow_id)).fetchone()[0])
 
