@@ -16,7 +16,11 @@ from typing import Literal
 from urllib.parse import unquote_to_bytes
 
 import brotli
-import zstandard
+
+try:
+    from compression import zstd  # Python 3.14+
+except ImportError:  # the same module from PyPI, for 3.11-3.13 (what mitmproxy 12 uses too)
+    from backports import zstd
 
 BodyFormat = Literal["empty", "xml", "form-xml", "json", "form", "html", "text", "binary", "none"]
 XML_FORMATS = frozenset({"xml", "form-xml"})
@@ -24,8 +28,8 @@ XML_FORMATS = frozenset({"xml", "form-xml"})
 # Stored bodies are cut here; the raw size is kept, and the cut is marked.
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 # Compressed input is fed in pieces and decoding stops once the cap is passed, so a
-# compression bomb costs at most the cap plus what one piece expands to (deflate and zstd:
-# ~1000:1 at most). Brotli 1.1 (pinned by mitmproxy 11) cannot cap its output and a few
+# compression bomb costs at most the cap plus what one piece expands to (deflate: ~1000:1
+# at most); zstd caps its own output. Brotli 1.1 (pinned by mitmproxy 11) cannot cap its output and a few
 # bytes can name megabytes, so it gets small pieces; Brotli >= 1.2 caps its own output.
 _PIECE = 4096
 _BROTLI_PIECE = 256
@@ -60,7 +64,7 @@ def decode_content(raw: bytes, content_encoding: str | None, limit: int = DEFAUL
             data, cut = _DECODERS[coding](data, limit)
         except KeyError:
             raise DecodeError(f"unknown content-encoding {coding!r}") from None
-        except (zlib.error, brotli.error, zstandard.ZstdError, EOFError, OSError) as e:
+        except (zlib.error, brotli.error, zstd.ZstdError, EOFError, OSError) as e:
             raise DecodeError(f"{coding} body could not be decoded: {e}") from e
         truncated = truncated or cut
     if len(data) > limit:
@@ -123,8 +127,22 @@ def _brotli(data: bytes, limit: int) -> tuple[bytes, bool]:
 
 
 def _zstd(data: bytes, limit: int) -> tuple[bytes, bool]:
-    d = zstandard.ZstdDecompressor().decompressobj()
-    return _feed("zstd", d.decompress, lambda: bool(d.eof), data, limit)
+    # A zstd body may be several frames one after another (RFC 8878 §3.1): each gets its own
+    # decompressor, and the output cap applies to them all.
+    out = bytearray()
+    rest = data
+    while True:
+        d = zstd.ZstdDecompressor()
+        out += d.decompress(rest, max_length=limit + 1 - len(out))
+        while len(out) <= limit and not d.eof and not d.needs_input:
+            out += d.decompress(b"", max_length=limit + 1 - len(out))
+        if len(out) > limit:
+            return bytes(out[:limit]), True
+        if not d.eof:
+            raise DecodeError("zstd body ends before its compressed stream does (cut short?)")
+        rest = d.unused_data
+        if not rest:
+            return bytes(out), False
 
 
 _DECODERS = {"gzip": _gzip, "x-gzip": _gzip, "deflate": _deflate, "br": _brotli, "zstd": _zstd}

@@ -25,12 +25,20 @@ def test_the_two_set_up_lines() -> None:
     assert DEMO_LINE in lines and TEST_LINE in lines
 
 
-def test_ci_runs_the_readmes_test_line() -> None:
+def test_ci_runs_the_readmes_demo_and_test_lines() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
-    pattern = re.search(r'grep -E "(.*?)" README\.md', ci)
-    assert pattern, "the CI script takes its test line from the README"
-    found = [line for line in README.splitlines() if re.search(pattern.group(1), line)]
-    assert found[0] == TEST_LINE
+    patterns = re.findall(r'grep -E "(.*?)" README\.md', ci)
+    assert len(patterns) == 2, "the CI script takes its demo and test lines from the README"
+    chosen = [next(line for line in README.splitlines() if re.search(p, line)) for p in patterns]
+    assert chosen == [DEMO_LINE, TEST_LINE]
+
+
+def test_the_readme_names_the_pythons_ci_tests() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    pythons = re.search(r"^PYTHONS=\((.*?)\)", ci, re.MULTILINE)
+    assert pythons
+    tested = pythons.group(1).split()
+    assert f"Tested on Python {', '.join(tested[:-1])} and {tested[-1]}" in README
 
 
 def test_every_command_is_in_the_readme() -> None:
