@@ -23,7 +23,7 @@ from .bodies import DEFAULT_MAX_BODY
 from .catalog import Catalog, CatalogError
 from .scope import HostScope
 from .spawn import exposure_warning, is_loopback
-from .store import StoreError, open_db
+from .store import StoreError, check_path
 from .validate import SchemaCache, SchemaLoadError, preload
 from .writer import DEFAULT_QUEUE_ITEMS
 from .writer_process import WriterConfig, WriterProcess
@@ -126,8 +126,8 @@ class Recorder:
                 raise exceptions.OptionsError(f"inspector_max_body: {e}") from e
             self._max_body = size or DEFAULT_MAX_BODY
         if "inspector_db" in updated:
-            try:
-                open_db(ctx.options.inspector_db).close()
+            try:  # refused now, but created only once the proxy runs (a failed start leaves nothing)
+                check_path(ctx.options.inspector_db)
             except StoreError as e:
                 raise exceptions.OptionsError(f"inspector_db: {e}") from e
         restart = {

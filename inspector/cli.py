@@ -96,7 +96,10 @@ class Cli(click.Group):
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except click.Abort:
+        except click.Abort as e:
+            if isinstance(e.__cause__, KeyboardInterrupt):  # Ctrl+C: the shell's convention
+                click.echo("xero-inspector: interrupted", err=True)
+                sys.exit(130)
             click.echo("aborted", err=True)
             sys.exit(1)
 
@@ -167,6 +170,7 @@ def _recording_options(fn: F) -> F:
 )
 @click.option("-q", "--quiet", is_flag=True, help="No line per recorded exchange.")
 @click.option("-v", "--verbose", is_flag=True, help="Show mitmproxy's own connection log too.")
+@click.option("--parent-pid", type=int, hidden=True, help="Stop when this process is no longer the parent (demo, up).")
 @user_errors
 def proxy(
     listen: str,
@@ -183,6 +187,7 @@ def proxy(
     hosts: tuple[str, ...],
     quiet: bool,
     verbose: bool,
+    parent_pid: int | None,
 ) -> None:
     """Run the recording proxy.
 
@@ -215,6 +220,7 @@ def proxy(
         hosts=hosts,
         flow_log=not quiet,
         verbose=verbose,
+        parent_pid=parent_pid,
     )
     sys.exit(proxy_mod.run(settings))
 
@@ -428,7 +434,7 @@ def up(
     try:
         run_up(db, host, port, args, browse, lambda line: click.echo(line, err=True))
     except spawn.SpawnError as e:
-        raise UserError(str(e).splitlines()[0] + f" (see {db}.proxy.log)") from e
+        raise UserError(str(e)) from e
 
 
 def _catalog_option(fn: F) -> F:

@@ -15,8 +15,8 @@ from rich.console import Console
 from .ca import ca_cert_path
 from .samples.demo_traffic import DemoTraffic
 from .samples.mock_xero import MockXero
-from .spawn import SpawnError, free_port, start_proxy, stop_proxy, tail
-from .store import StoreError, open_db
+from .spawn import SpawnError, check_port, free_port, start_proxy, stop_proxy, tail
+from .store import StoreError, check_path, open_db
 from .summary import render, summarize
 
 
@@ -33,24 +33,23 @@ def fresh_database(db: Path) -> None:
 
 
 def run(db: Path, confdir: str, port: int | None, console: Console) -> int:
-    fresh_database(db)
-    open_db(db).close()  # a path that cannot hold it fails now, before anything starts
     host = "127.0.0.1"
+    if port:
+        check_port(host, port)
+    check_path(db)  # a path that cannot hold it fails now, before anything starts or is deleted
+    fresh_database(db)
     port = port or free_port(host)
     console.print(f"[bold]xero-inspector demo[/]: a mock Xero, the proxy on {host}:{port}, scripted traffic -> {db}")
-    mock = MockXero().start()
-    with tempfile.TemporaryDirectory(prefix="xero-demo-") as tmp:
+    with MockXero() as mock, tempfile.TemporaryDirectory(prefix="xero-demo-") as tmp:
         log = Path(tmp) / "proxy.log"
         args = ["--db", str(db), "--confdir", confdir, "--redirect", mock.url, "--upstream-ca", str(mock.ca_path)]
         try:
-            proc = start_proxy(args, host, port, log)
+            proc = start_proxy(args, host, port, log)  # stopped again if anything interrupts its start
         except SpawnError as e:
-            mock.stop()
             raise DemoError(str(e)) from e
         try:
             DemoTraffic(f"http://{host}:{port}", ca_cert_path(confdir), mock, console.print).run()
         finally:
-            mock.stop()
             code = stop_proxy(proc)
         if code not in (0, -signal.SIGINT):
             raise DemoError(f"the proxy ended with {code}:\n{tail(log)}")

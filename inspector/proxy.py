@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # mitmproxy's own info lines (every client connect) drown ours; -v brings them back.
 _QUIET_LOGGERS = ("mitmproxy.proxy", "mitmproxy.addons", "mitmproxy.net")
+PARENT_POLL_S = 0.5
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ProxySettings:
     hosts: Sequence[str] = ()
     flow_log: bool = True
     verbose: bool = False
+    parent_pid: int | None = None  # stop when this process is no longer our parent
     extra_options: dict[str, Any] = field(default_factory=dict)
 
     def mitmproxy_options(self) -> dict[str, Any]:
@@ -58,6 +62,24 @@ class ProxySettings:
         if self.upstream_ca:
             opts["ssl_verify_upstream_trusted_ca"] = self.upstream_ca
         return {**opts, **self.extra_options}
+
+
+# The addons name their options as mitmdump users set them; `proxy` users typed these flags.
+_FLAGS = {
+    "inspector_db": "--db",
+    "inspector_redirect": "--redirect",
+    "inspector_catalog": "--catalog",
+    "inspector_hosts": "--hosts",
+    "inspector_keep_secrets": "--keep-secrets",
+    "ssl_verify_upstream_trusted_ca": "--upstream-ca",
+    "confdir": "--confdir",
+}
+_OPTION_RE = re.compile(r"^(\w{1,40}):")
+
+
+def flag_names(message: str) -> str:
+    """'inspector_db: …' -> '--db: …': an error names what the user typed."""
+    return _OPTION_RE.sub(lambda m: f"{_FLAGS.get(m.group(1), m.group(1))}:", message, count=1)
 
 
 class Banner:
@@ -104,7 +126,7 @@ async def serve(settings: ProxySettings) -> int:
     try:
         opts.update(**settings.mitmproxy_options())
     except exceptions.OptionsError as e:
-        print(f"xero-inspector: error: {e}", file=sys.stderr)
+        print(f"xero-inspector: error: {flag_names(str(e))}", file=sys.stderr)
         return 2
 
     loop = asyncio.get_running_loop()
@@ -115,8 +137,23 @@ async def serve(settings: ProxySettings) -> int:
         # A client that hangs up mid-write must not kill the proxy (ValueError: not the main thread).
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    await master.run()
+    # Kept referenced until the proxy ends: a task nobody holds can be collected mid-flight.
+    watchdog = asyncio.create_task(_watch_parent(settings.parent_pid, master)) if settings.parent_pid else None
+    try:
+        await master.run()
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
     return 0
+
+
+async def _watch_parent(parent_pid: int, master: Any) -> None:
+    """A proxy started by `demo` or `up` ends with them, however they end (SIGKILL included):
+    once its parent is gone it is re-parented, and it stops the way Ctrl+C stops it."""
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(PARENT_POLL_S)
+    log.warning("the process that started this proxy (pid %d) is gone; stopping", parent_pid)
+    master.shutdown()
 
 
 def run(settings: ProxySettings) -> int:

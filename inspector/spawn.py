@@ -87,11 +87,16 @@ def wait_listening(
 
 
 def start_proxy(args: Sequence[str], host: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """`xero-inspector proxy --listen host:port ARGS`, its output in ``log``; returns once it listens."""
-    cmd = [sys.executable, "-m", "inspector", "proxy", "--listen", f"{host}:{port}", *args]
+    """`xero-inspector proxy --listen host:port ARGS`, its output in ``log``; returns once it listens.
+
+    Whatever happens before it listens (it fails, it is too slow, Ctrl+C) stops it again. The
+    child also watches its parent (``--parent-pid``): if this process dies in a way no
+    ``finally`` sees (SIGKILL, or an interrupt inside Popen itself), the proxy stops on its own.
+    """
+    cmd = [sys.executable, "-m", "inspector", "proxy", "--listen", f"{host}:{port}", "--parent-pid", str(os.getpid())]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            cmd,
+            [*cmd, *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -100,19 +105,24 @@ def start_proxy(args: Sequence[str], host: str, port: int, log: Path) -> subproc
         )
     try:
         wait_listening(host, port, proc, log)
-    except SpawnError:
+    except BaseException:
         stop_proxy(proc)
         raise
     return proc
 
 
 def stop_proxy(proc: subprocess.Popen[bytes]) -> int:
-    """SIGINT, like Ctrl+C: the recorder writes what is queued; then its exit code."""
+    """SIGINT, like Ctrl+C: the recorder writes what is queued; then its exit code.
+
+    A second Ctrl+C while it drains kills it (its writer process still stores what it holds).
+    """
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, KeyboardInterrupt) as e:
             proc.kill()
             proc.wait()
+            if isinstance(e, KeyboardInterrupt):
+                raise
     return int(proc.returncode)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -266,10 +266,7 @@ def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:
     try:
         version = schema_version(db)
         if version > len(migrations):
-            raise StoreError(
-                f"database schema v{version} is newer than this xero-inspector knows (v{len(migrations)}); "
-                "upgrade xero-inspector"
-            )
+            raise StoreError(_newer(version, len(migrations)))
         for number in range(version, len(migrations)):
             migrations[number](db)
             db.execute(f"PRAGMA user_version = {number + 1}")
@@ -302,17 +299,13 @@ def open_db(
     if not path.exists():
         if not create:
             raise StoreError(f"{path}: no such database")
-        if not path.parent.is_dir():
-            raise StoreError(f"{path}: directory {path.parent} does not exist")
+        _check_folder(path)
         _create_private(path)
     try:
         conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
         db = Database(conn)
         db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and db.table_names()):
-            conn.close()
-            raise StoreError(f"{path}: not a xero-inspector database")
+        app_id = _refuse_a_stranger(db, path)
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.enable_wal()
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process crash
@@ -321,9 +314,54 @@ def open_db(
         migrate(db, migrations)
         return db
     except sqlite3.DatabaseError as e:
-        if "file is not a database" in str(e):
-            raise StoreError(f"{path}: not a xero-inspector database (not SQLite at all)") from e
-        raise StoreError(f"{path}: {e}") from e
+        raise _store_error(path, e) from e
+
+
+def check_path(path: str | Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    """Refuse now what recording into ``path`` would refuse later, creating and changing nothing:
+    a folder that is missing or not writable, a file that is not ours or is from a newer
+    xero-inspector. A proxy checks this at start and creates the file only when it records."""
+    path = Path(path)
+    if not path.exists():
+        _check_folder(path)
+        return
+    if path.is_dir():
+        raise StoreError(f"{path}: is a folder, not a database file")
+    try:
+        with closing(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)) as conn:
+            _refuse_a_stranger(Database(conn), path)
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError as e:
+        raise _store_error(path, e) from e
+    if version > len(migrations):
+        raise StoreError(_newer(version, len(migrations)))
+
+
+def _check_folder(path: Path) -> None:
+    folder = path.parent
+    if not folder.is_dir():
+        raise StoreError(f"{path}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"{path}: cannot create it, directory {folder} is not writable")
+
+
+def _refuse_a_stranger(db: Database, path: Path) -> int:
+    """The file's application id (0 for a new, empty file); a file that is someone else's raises."""
+    app_id = int(db.execute("PRAGMA application_id").fetchone()[0])
+    if app_id not in (0, APPLICATION_ID) or (app_id == 0 and db.table_names()):
+        db.conn.close()
+        raise StoreError(f"{path}: not a xero-inspector database")
+    return app_id
+
+
+def _newer(version: int, known: int) -> str:
+    return f"database schema v{version} is newer than this xero-inspector knows (v{known}); upgrade xero-inspector"
+
+
+def _store_error(path: Path, e: sqlite3.DatabaseError) -> StoreError:
+    if "file is not a database" in str(e):
+        return StoreError(f"{path}: not a xero-inspector database (not SQLite at all)")
+    return StoreError(f"{path}: {e}")
 
 
 _FLOW_FIELDS = [c for c in FLOW_COLUMNS if c != "id"]

@@ -141,9 +141,12 @@ def test_recording_failure_never_reaches_the_traffic(rig: Rig, monkeypatch: pyte
     assert rig.recorder.writer is not None and rig.recorder.writer.counters.errors == 1
 
 
-def test_the_script_loads_as_mitmproxy_loads_it() -> None:
+def test_the_script_loads_as_mitmproxy_loads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     with taddons.context() as tctx:
         module = tctx.script(str(ROOT / "addons" / "xero_inspector.py"))
+        tctx.configure(module.addons[1], inspector_db="elsewhere.db")
+    assert list(tmp_path.iterdir()) == []  # loaded and configured, never run: no ./flows.db, nothing
     kinds = [type(a) for a in module.addons]
     assert kinds == [XeroScope, Recorder, Redirect]
     assert module.addons[1].scope is module.addons[0] is module.addons[2].scope

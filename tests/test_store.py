@@ -124,6 +124,27 @@ def test_missing_file_or_folder(tmp_path: Path) -> None:
         open_db(tmp_path / "nope" / "flows.db")
 
 
+def test_check_path_refuses_what_open_would_and_creates_nothing(tmp_path: Path) -> None:
+    store.check_path(tmp_path / "new.db")  # fine, and not created
+    with pytest.raises(StoreError, match="does not exist"):
+        store.check_path(tmp_path / "nope" / "flows.db")
+    with pytest.raises(StoreError, match="is a folder"):
+        store.check_path(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a database" * 100)
+    with pytest.raises(StoreError, match="not SQLite at all"):
+        store.check_path(tmp_path / "notes.txt")
+    with open_db(tmp_path / "newer.db") as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="schema v99 is newer"):
+        store.check_path(tmp_path / "newer.db")
+    with open_db(tmp_path / "old.db", migrations=store.MIGRATIONS[:2]):
+        pass
+    store.check_path(tmp_path / "old.db")  # checked, not migrated: that waits until it is used
+    with open_db(tmp_path / "old.db", create=False, migrations=store.MIGRATIONS[:2]) as db:
+        assert store.schema_version(db) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newer.db", "notes.txt", "old.db"]
+
+
 def test_insert_stores_bodies_searchable_and_tenants(tmp_path: Path) -> None:
     import json
 
