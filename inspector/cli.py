@@ -504,12 +504,12 @@ def validate(files: tuple[str, ...], endpoint: str, response: bool, catalogs: tu
     type=click.Choice(["error", "warning", "never"]),
     default="error",
     show_default=True,
-    help="Exit 1 when findings of this severity (or worse) are present.",
+    help="Exit 1 when findings of this severity (or worse) are present; a failed call counts as an error.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
 @user_errors
 def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str | None) -> None:
-    """The schema-violation report: findings grouped by endpoint and rule, with the worst examples.
+    """The report: failed calls (~failed) and findings, grouped by endpoint, with the worst examples.
 
     JUnit makes each recorded call a test case, so a CI job shows failing calls as failed tests.
 
@@ -670,7 +670,11 @@ def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...])
 @main.command()
 @click.argument("ids", nargs=-1, type=int)
 @_db_option("SQLite file the flows are in (and the replays go to).")
-@click.option("--failed", is_flag=True, help="Every failed call: HTTP >= 400, Xero errors in 200s, transport errors.")
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="Every failed call (~failed): HTTP >= 400, Xero errors in 200s, 429s, transport errors, retired endpoints.",
+)
 @click.option("--filter", "filter_expr", metavar="EXPR", help="Flows matching this filter (with --failed: and).")
 @click.option("--since", metavar="WHEN", help="With --failed/--filter: only flows since 30m, 2h, 1d or an ISO time.")
 @click.option("--to", metavar="URL", help="Send to this origin instead (a sandbox, the mock); path and query kept.")

@@ -18,6 +18,7 @@ from .store import APPLICATION_ID
 
 _FLOW_COLUMNS = {
     "outcome": "ok, api-error (a Xero error inside an HTTP 200), http-error, rate-limited or transport-error",
+    "failure": "why the call failed: its outcome, or retired-endpoint for a call to an API Xero switched off",
     "errors": "findings of severity error: schema violations and rule failures",
     "warnings": "findings of severity warning",
     "family": "the Xero API: xpm-3.0, wfm-legacy, customer-1.0, accounting-2.0, identity, connections",
@@ -30,9 +31,9 @@ _FLOW_COLUMNS = {
 
 _TABLES: dict[str, dict[str, Any]] = {
     "failed_calls": {
-        "description": "Every call that did not end well: HTTP errors, Xero errors hidden in 200s, "
-        "rate limits and transport failures. Replays count how often each was re-sent.",
-        "facets": ["outcome", "family", "endpoint"],
+        "description": "Every failed call, and why (failure): HTTP errors, Xero errors hidden in 200s, "
+        "rate limits, transport failures and calls to retired endpoints. Replays count how often each was re-sent.",
+        "facets": ["failure", "family", "endpoint"],
         "columns": _FLOW_COLUMNS,
     },
     "schema_violations": {

@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -249,6 +250,20 @@ def outcome(status: int | None, transport_error: str | None, api_error: ApiError
     if api_error is not None:
         return "api-error"
     return "ok"
+
+
+# What a failed call is, the one definition that report, JUnit, `replay --failed`, the ~failed
+# filter and the failed_calls view share: an answer that is not ok (HTTP >= 400, a Xero error
+# inside a 2xx, a 429, no answer at all), or a call to an endpoint Xero has retired, whatever
+# it answered (WorkflowMax v1 was switched off at the end of 2020: XERO.md §1).
+FAILING_RULES = frozenset({"retired-endpoint"})
+
+
+def failure(outcome: str, rules: Iterable[str]) -> str | None:
+    """Why a call failed: its outcome when not ok, else the failing rule it broke; None if it did not."""
+    if outcome != "ok":
+        return outcome
+    return next((r for r in rules if r in FAILING_RULES), None)
 
 
 def connections(data: bytes) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .facts import failure
 from .query import install
 from .store import StoreError
 
@@ -39,6 +40,11 @@ class StoredFlow:
 
     def body(self, side: str) -> str | bytes | None:
         return self.request_body if side == "request" else self.response_body
+
+    @property
+    def failure(self) -> str | None:
+        """Why this call failed (``facts.failure``), or None."""
+        return failure(str(self.row["outcome"]), (f["rule"] for f in self.findings))
 
 
 def connect(path: str | Path, readonly: bool = True) -> sqlite3.Connection:

@@ -7,7 +7,8 @@
     ~t xml          content type        ~q ~s ~e        no response / has a response / transport error
     ~api xpm        family              ~res job.api    resource          ~op add   operation
     ~tenant NAME|ID organisation        ~v [RULE]       has findings (of a rule)
-    ~err            a Xero error, 200 + <Status>ERROR included
+    ~err            an error answer: HTTP 4xx/5xx, or a Xero error inside a 2xx (not 429s)
+    ~failed         every failed call: ~err, 429s, transport errors, retired endpoints
     ~rl             rate limited        ~replay         a replay
     ~marked         marked              ~comment TEXT   has a comment (containing TEXT)
     !  &  |  ( )    not, and (also by juxtaposition), or, grouping
@@ -24,6 +25,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .facts import FAILING_RULES
 from .findings import RULES
 
 _REGEX_CHARS = set("^$*+?{}[]\\|()")
@@ -157,6 +159,26 @@ def _findings(rule: str | None) -> Where:
     return Where("EXISTS (SELECT 1 FROM findings WHERE findings.flow_id = flows.id AND findings.rule = ?)", (rule,))
 
 
+_FAILING_RULES = ", ".join(f"'{r}'" for r in sorted(FAILING_RULES))
+
+
+def failure_sql(table: str = "flows") -> str:
+    """SQL for why a call failed (``facts.failure``: its outcome when not ok, else the failing
+    rule it broke), NULL when it did not; ``table`` names the ``flows`` row."""
+    return (
+        f"coalesce(nullif({table}.outcome, 'ok'), (SELECT min(findings.rule) FROM findings "
+        f"WHERE findings.flow_id = {table}.id AND findings.rule IN ({_FAILING_RULES})))"
+    )
+
+
+def failed_sql(table: str = "flows") -> str:
+    """SQL true for a failed call (the same definition, written so an index can serve it)."""
+    return (
+        f"({table}.outcome != 'ok' OR EXISTS (SELECT 1 FROM findings "
+        f"WHERE findings.flow_id = {table}.id AND findings.rule IN ({_FAILING_RULES})))"
+    )
+
+
 _WITH_ARG: dict[str, Callable[[str], Where]] = {
     "~m": lambda v: _match(("method",), v),
     "~u": lambda v: _match(("url",), v),
@@ -180,6 +202,7 @@ _NO_ARG: dict[str, Where] = {
     "~s": Where("status IS NOT NULL"),
     "~e": Where("error IS NOT NULL"),
     "~err": Where("(outcome IN ('api-error', 'http-error') OR api_error IS NOT NULL)"),
+    "~failed": Where(failed_sql()),
     "~rl": Where("outcome = 'rate-limited'"),
     "~replay": Where("(source = 'replay' OR replay_of IS NOT NULL)"),
     "~marked": Where("marked"),

@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from .catalog import Catalog
 from .export import TOKEN_VARIABLE
+from .facts import failure
 from .flows import StoredFlow
 from .ingest import Ingest
 from .record import FlowRecord, Headers, header
@@ -122,7 +123,7 @@ class Prepared:
 class Result:
     original: int
     replay: int
-    before: str  # the original's outcome
+    before: str  # the original's failure (facts.failure), or "ok"
     after: str
     status: int | None
     error: str | None  # Xero's error message or the transport failure
@@ -372,8 +373,8 @@ class Replayer:
         return Result(
             flow.id,
             new_id,
-            str(flow.row["outcome"]),
-            str(row["outcome"]),
+            flow.failure or "ok",
+            failure(str(row["outcome"]), (f["rule"] for f in item.findings)) or "ok",
             rec.status,
             row.get("api_error") or rec.error,
         )

@@ -17,7 +17,7 @@ from rich.table import Table
 from .catalog import Catalog
 from .export import flow_ids
 from .flows import StoredFlow, connect, load
-from .query import Where, compile_filter
+from .query import Where, compile_filter, failed_sql
 from .replay import SAFE_METHODS, Options, Prepared, Replayer, ReplayError, Result
 from .replay import since as since_time
 from .store import open_db
@@ -36,7 +36,7 @@ def chosen_flows(
             where = compile_filter(expr)
             sql, params = where.sql, list(where.params)
             if failed:  # replays of a failed call are not failed calls to replay again
-                sql += " AND outcome != 'ok' AND source != 'replay'"
+                sql += f" AND {failed_sql()} AND source != 'replay'"
             if since:
                 sql += " AND started_at >= ?"
                 params.append(since_time(since))

@@ -1,8 +1,10 @@
-"""The schema-violation report: findings grouped by endpoint and rule, in five formats.
+"""The report: failed calls and findings, grouped by endpoint, in five formats.
 
 One ``Report`` is read from the store (a filter narrows the flows), then rendered: text for
 a terminal, Markdown for a pull request, JSON for scripts, JUnit so CI shows each failing
-call as a failed test case, HTML that stands alone in a browser.
+call as a failed test case, HTML that stands alone in a browser. A failed call (``~failed``:
+HTTP >= 400, a Xero error in a 2xx, 429, no answer, a retired endpoint) fails the report like
+an error finding does, whether or not it has findings.
 """
 
 from __future__ import annotations
@@ -53,6 +55,30 @@ class Group:
 
 
 @dataclass(slots=True)
+class FailedCall:
+    flow_id: int
+    url: str
+    status: int | None
+    detail: str | None  # Xero's error message, or the transport error
+
+
+@dataclass(slots=True)
+class Failure:
+    """Failed calls to one endpoint, for one reason (an outcome, or a failing rule)."""
+
+    family: str
+    method: str
+    endpoint: str
+    failure: str
+    calls: int
+    examples: list[FailedCall] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return f"{self.method} {self.family} {self.endpoint}"
+
+
+@dataclass(slots=True)
 class Report:
     db: str
     filter: str | None
@@ -62,11 +88,14 @@ class Report:
     errors: int
     warnings: int
     groups: list[Group]
+    failed_calls: int = 0
+    failures: list[Failure] = field(default_factory=list)
 
     def failed(self, fail_on: str) -> bool:
+        """A failed call counts as an error: it fails the report unless --fail-on never."""
         if fail_on == "never":
             return False
-        return self.errors > 0 or (fail_on == "warning" and self.warnings > 0)
+        return self.errors > 0 or self.failed_calls > 0 or (fail_on == "warning" and self.warnings > 0)
 
 
 def build(db: Database, db_name: str, filter_expr: str | None = None) -> Report:
@@ -114,6 +143,7 @@ def build(db: Database, db_name: str, filter_expr: str | None = None) -> Report:
     for row in db.execute(examples, where.params).fetchall():
         flow_id, url, *rest = row[5:13]
         by_key[tuple(row[:5])].examples.append(Example(flow_id, outgoing.url(url), *rest))
+    failures = _failures(db, where, outgoing)
     return Report(
         db=db_name,
         filter=filter_expr,
@@ -123,14 +153,49 @@ def build(db: Database, db_name: str, filter_expr: str | None = None) -> Report:
         errors=counts.get("error", 0),
         warnings=counts.get("warning", 0),
         groups=groups,
+        failed_calls=sum(f.calls for f in failures),
+        failures=failures,
     )
+
+
+def _failures(db: Database, where: query.Where, outgoing: Redactor) -> list[Failure]:
+    """Failed calls in scope, by endpoint and reason, with the newest examples of each."""
+    rows = db.execute(
+        f"""
+        SELECT fam, m, ep, failure, count(*) OVER w, row_number() OVER (w ORDER BY id DESC) AS k,
+               id, url, status, detail
+        FROM (
+            SELECT coalesce(family, 'unknown') AS fam, method AS m, coalesce(nullif(endpoint, ''), path) AS ep,
+                   {query.failure_sql()} AS failure, id, url, status, coalesce(api_error, error) AS detail
+            FROM flows WHERE {where.sql} AND {query.failed_sql()}
+        )
+        WINDOW w AS (PARTITION BY fam, m, ep, failure)
+        ORDER BY 5 DESC, 1, 3, 2, 4, k
+        """,
+        where.params,
+    ).fetchall()
+    out: dict[tuple[str, ...], Failure] = {}
+    for fam, m, ep, why, calls, k, flow_id, url, status, detail in rows:
+        group = out.setdefault((fam, m, ep, why), Failure(fam, m, ep, why, calls))
+        if k <= EXAMPLES:
+            group.examples.append(FailedCall(flow_id, outgoing.url(url), status, detail))
+    return list(out.values())
 
 
 def summary(r: Report) -> str:
     scope = f" matching {r.filter!r}" if r.filter else ""
     return (
-        f"{r.flows} flows{scope}, {r.flows_with_findings} with findings: {r.errors} error(s), {r.warnings} warning(s)"
+        f"{_count(r.flows, 'flow')}{scope}: {r.failed_calls} failed, {r.flows_with_findings} with findings "
+        f"({_count(r.errors, 'error')}, {_count(r.warnings, 'warning')})"
     )
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _failed_at(c: FailedCall) -> str:
+    return f"#{c.flow_id} {c.status or '---'}" + (f": {c.detail}" if c.detail else "")
 
 
 def _at(e: Example) -> str:
@@ -140,6 +205,10 @@ def _at(e: Example) -> str:
 
 def render_text(r: Report, db: Database | None = None) -> str:
     lines = [f"xero-inspector report: {r.db}", summary(r), ""]
+    for f in r.failures:
+        lines.append(f"failed[{f.failure}] {f.where}: {_count(f.calls, 'call')}")
+        lines += [f"  {_failed_at(c)}" for c in f.examples]
+        lines.append("")
     for g in r.groups:
         lines.append(f"{g.severity}[{g.rule}] {g.where}: {g.findings} finding(s) in {g.flows} flow(s)")
         for e in g.examples:
@@ -147,8 +216,8 @@ def render_text(r: Report, db: Database | None = None) -> str:
             if e.hint:
                 lines.append(f"      hint: {e.hint}")
         lines.append("")
-    if not r.groups:
-        lines.append("No findings.")
+    if not r.groups and not r.failures:
+        lines.append("No failed calls, no findings.")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -158,6 +227,13 @@ def _md(text: str) -> str:
 
 def render_markdown(r: Report, db: Database | None = None) -> str:
     out = [f"# xero-inspector report: `{r.db}`", "", summary(r), ""]
+    if r.failures:
+        out += ["## Failed calls", "", "| failure | endpoint | calls | newest |", "|---|---|---:|---|"]
+        out += [
+            f"| `{f.failure}` | `{_md(f.where)}` | {f.calls} | {_md('; '.join(_failed_at(c) for c in f.examples))} |"
+            for f in r.failures
+        ]
+        out.append("")
     if r.groups:
         out += ["| severity | rule | endpoint | findings | flows |", "|---|---|---|---:|---:|"]
         out += [f"| {g.severity} | `{g.rule}` | `{_md(g.where)}` | {g.findings} | {g.flows} |" for g in r.groups]
@@ -177,35 +253,41 @@ def render_json(r: Report, db: Database | None = None) -> str:
 _FINDING_FIELDS = ("side", "rule", "severity", "line", "column", "xpath", "message", "hint")
 
 
+_FLOW_FIELDS = ("id", "family", "method", "url", "endpoint", "duration_ms", "status", "failure", "detail")
+
+
 def _flows_with_findings(db: Database, r: Report) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Every flow in the report's scope with its findings, streamed in one query (for JUnit)."""
+    """Every flow in the report's scope with why it failed and its findings, streamed in one query (for JUnit)."""
     where = query.compile_filter(r.filter)
     outgoing = Redactor()
     cursor = db.execute(
-        "SELECT f.id, f.family, f.method, f.url, coalesce(nullif(f.endpoint, ''), f.path), f.duration_ms, "
+        "SELECT f.id, f.family, f.method, f.url, coalesce(nullif(f.endpoint, ''), f.path), f.duration_ms, f.status, "
+        f"{query.failure_sql('f')}, coalesce(f.api_error, f.error), "
         f"{', '.join('x.' + c for c in _FINDING_FIELDS)} "
         "FROM (SELECT * FROM flows WHERE " + where.sql + ") f "
         "LEFT JOIN findings x ON x.flow_id = f.id AND x.severity != 'info' "
         f"ORDER BY f.id, {_RANK.replace('severity', 'x.severity')}, x.id",
         where.params,
     )
+    n = len(_FLOW_FIELDS)
     flow: dict[str, Any] | None = None
     found: list[dict[str, Any]] = []
     for row in cursor:
         if flow is None or flow["id"] != row[0]:
             if flow is not None:
                 yield flow, found
-            flow = dict(zip(("id", "family", "method", "url", "endpoint", "duration_ms"), row[:6], strict=True))
+            flow = dict(zip(_FLOW_FIELDS, row[:n], strict=True))
             flow["url"] = outgoing.url(flow["url"])  # as in the examples: reports leave the store
             found = []
-        if row[6] is not None:
-            found.append(dict(zip(_FINDING_FIELDS, row[6:], strict=True)))
+        if row[n] is not None:
+            found.append(dict(zip(_FINDING_FIELDS, row[n:], strict=True)))
     if flow is not None:
         yield flow, found
 
 
 def render_junit(r: Report, db: Database | None = None, fail_on: str = "error") -> str:
-    """One test case per call, one suite per endpoint; a call fails on findings at --fail-on."""
+    """One test case per call, one suite per endpoint; a case fails when its call failed
+    (``~failed``) or has findings at --fail-on (neither, with --fail-on never)."""
     assert db is not None
     failing = {"error"} if fail_on == "error" else {"error", "warning"} if fail_on == "warning" else set()
     suites: dict[str, etree._Element] = {}
@@ -224,20 +306,27 @@ def render_junit(r: Report, db: Database | None = None, fail_on: str = "error") 
             time=f"{(flow['duration_ms'] or 0) / 1000:.3f}",
         )
         bad = [f for f in findings if f["severity"] in failing]
+        lines = [_finding_line(f) for f in findings]
+        if flow["failure"]:
+            call = FailedCall(flow["id"], flow["url"], flow["status"], flow["detail"])
+            lines.insert(0, f"failed[{flow['failure']}] {_failed_at(call)}")
         tests += 1
         suite.set("tests", str(int(suite.get("tests", "0")) + 1))
-        if bad:
+        if failing and (flow["failure"] or bad):
             failures += 1
             suite.set("failures", str(int(suite.get("failures", "0")) + 1))
-            first = bad[0]
-            fail = etree.SubElement(case, "failure", message=f"{first['severity']}[{first['rule']}] {first['message']}")
-            fail.set("type", first["rule"])
-            fail.text = "\n".join(_finding_line(f) for f in findings)
-        elif findings:
-            etree.SubElement(case, "system-out").text = "\n".join(_finding_line(f) for f in findings)
+            fail = etree.SubElement(case, "failure", message=lines[0] if flow["failure"] else _message(bad[0]))
+            fail.set("type", flow["failure"] or bad[0]["rule"])
+            fail.text = "\n".join(lines)
+        elif lines:
+            etree.SubElement(case, "system-out").text = "\n".join(lines)
     root.set("tests", str(tests))
     root.set("failures", str(failures))
     return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8").decode()
+
+
+def _message(f: dict[str, Any]) -> str:
+    return f"{f['severity']}[{f['rule']}] {f['message']}"
 
 
 def _finding_line(f: dict[str, Any]) -> str:
@@ -278,6 +367,16 @@ def render_html(r: Report, db: Database | None = None) -> str:
         if rows
         else "<p>No findings.</p>"
     )
+    failed = "".join(
+        f"<tr><td class='error'><code>{e(f.failure)}</code></td><td><code>{e(f.where)}</code></td><td>{f.calls}</td>"
+        f"<td>{'<br>'.join(e(_failed_at(c)) for c in f.examples)}</td></tr>"
+        for f in r.failures
+    )
+    if failed:
+        table = (
+            "<h2>Failed calls</h2><table><tr><th>failure</th><th>endpoint</th><th>calls</th><th>newest</th></tr>"
+            f"{failed}</table><h2>Findings</h2>{table}"
+        )
     generated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.generated_at))
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -20,6 +20,7 @@ from sqlite_utils import Database
 
 from .findings import SCHEMA_RULES
 from .ingest import Ingested
+from .query import failed_sql, failure_sql
 
 # PRAGMA application_id marks the file as ours ("XINS"), so a stranger's database is refused.
 APPLICATION_ID = 0x58494E53
@@ -247,7 +248,36 @@ def _v5_status_by_id(db: Database) -> None:
     db.execute("CREATE INDEX idx_flows_status ON flows (status)")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_findings, _v3_marks, _v4_views, _v5_status_by_id)
+def _v6_failed_means_failed(db: Database) -> None:
+    """One definition of a failed call (``facts.failure``) in the views too: a 200 from a retired
+    endpoint is failed, and ``failed_calls`` says why each call failed."""
+    db.execute("DROP VIEW IF EXISTS failed_calls")
+    db.execute(
+        "CREATE VIEW failed_calls AS SELECT f.id, "
+        + _UTC.format("f.started_at")
+        + f" AS started_utc, f.method, f.family, f.endpoint, f.url, f.status, {failure_sql('f')} AS failure, "
+        "f.outcome, f.api_error, f.error AS transport_error, f.errors, f.warnings, f.tenant_id, t.name AS tenant_name, "
+        "f.correlation_id, f.source, f.replay_of, (SELECT count(*) FROM flows r WHERE r.replay_of = f.id) AS replays "
+        f"FROM flows f LEFT JOIN tenants t ON t.id = f.tenant_id WHERE {failed_sql('f')} ORDER BY f.id"
+    )
+    db.execute("DROP VIEW IF EXISTS endpoint_summary")
+    db.execute(
+        "CREATE VIEW endpoint_summary AS SELECT family, method, endpoint, count(*) AS calls, "
+        f"sum({failed_sql()}) AS failed, sum(errors) AS errors, sum(warnings) AS warnings, "
+        "round(avg(duration_ms), 1) AS avg_ms, "
+        + _UTC.format("max(started_at)")
+        + " AS last_utc FROM flows GROUP BY family, method, endpoint ORDER BY failed DESC, calls DESC"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_initial,
+    _v2_findings,
+    _v3_marks,
+    _v4_views,
+    _v5_status_by_id,
+    _v6_failed_means_failed,
+)
 VIEWS = ("failed_calls", "schema_violations", "rate_limits", "endpoint_summary")
 SCHEMA_VERSION = len(MIGRATIONS)
 

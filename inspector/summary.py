@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlite_utils import Database
 
 from .facts import OUTCOMES
+from .query import failed_sql
 
 OUTCOME_STYLE = {
     "ok": "green",
@@ -26,6 +27,7 @@ class Summary:
     rows: list[dict[str, Any]]  # family, resource, calls, and one count per outcome
     tenants: list[dict[str, Any]]
     recorders: dict[str, int] = field(default_factory=dict)
+    failed: int = 0  # ~failed: the outcomes above but ok, plus calls to retired endpoints
 
     @property
     def total(self) -> int:
@@ -51,12 +53,13 @@ def summarize(db: Database) -> Summary:
     rec = db.execute(
         "select coalesce(sum(recorded), 0), coalesce(sum(dropped), 0), coalesce(sum(errors), 0) from recorders"
     ).fetchone()
-    return Summary(rows, tenants, {"recorded": rec[0], "dropped": rec[1], "errors": rec[2]})
+    (failed,) = db.execute(f"select count(*) from flows where {failed_sql()}").fetchone()
+    return Summary(rows, tenants, {"recorded": rec[0], "dropped": rec[1], "errors": rec[2]}, failed)
 
 
 def render(summary: Summary, console: Console) -> None:
     table = Table(
-        title=f"{summary.total} exchanges recorded",
+        title=f"{summary.total} exchanges recorded, {summary.failed} failed",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,

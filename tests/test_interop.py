@@ -19,6 +19,7 @@ import httpx
 import pytest
 from inspector.samples.mock_xero import DEFAULT_SCOPES, TENANTS, MockXero
 
+from inspector.query import failed_sql
 from inspector.spawn import free_port
 from tests.helpers import ROOT, WAIT
 
@@ -498,8 +499,8 @@ def test_datasette_serves_the_views_and_explains_them(captured: Path, tmp_path: 
     finally:
         proc.terminate()
         proc.wait(timeout=WAIT)
-    assert len(failed) == count(captured, "SELECT count(*) FROM flows WHERE outcome != 'ok'") > 0
-    assert {f["outcome"] for f in failed} >= {"api-error", "http-error", "rate-limited"}
+    assert len(failed) == count(captured, f"SELECT count(*) FROM flows WHERE {failed_sql()}") > 0
+    assert {f["failure"] for f in failed} >= {"api-error", "http-error", "rate-limited", "retired-endpoint"}
     assert (
         len(violations)
         == count(
@@ -514,6 +515,6 @@ def test_datasette_serves_the_views_and_explains_them(captured: Path, tmp_path: 
     )
     assert sum(s["calls"] for s in summary) == count(captured)
     assert "flows: Xero calls" in page and "schema_violations" in page
-    assert "Every call that did not end well" in view
+    assert "Every failed call, and why" in view
     assert any(p["name"] == "xero-inspector" and "get_metadata" in p["hooks"] for p in plugins)
     assert search and all("[clientid]" in s["match"].lower() for s in search)  # FTS5 matches any case

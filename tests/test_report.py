@@ -11,7 +11,10 @@ from lxml import etree
 
 from inspector.catalog import Catalog
 from inspector.cli import main
+from inspector.flows import StoredFlow
 from inspector.ingest import Ingest
+from inspector.query import compile_filter
+from inspector.replay_batch import chosen_flows
 from inspector.store import insert, open_db
 from inspector.validate import Validator
 from tests.test_ingest import record
@@ -85,7 +88,7 @@ def test_validate_usage_errors_are_one_line_exit_2(tmp_path: Path, args: list[st
 def test_report_text_json_and_fail_on(db_path: Path) -> None:
     r = invoke("report", "--db", str(db_path))
     assert r.exit_code == 1
-    assert "3 flows, 2 with findings" in r.output and "error[xsd] POST xpm-3.0 job.api/add" in r.output
+    assert "3 flows: 1 failed, 2 with findings (" in r.output and "error[xsd] POST xpm-3.0 job.api/add" in r.output
     r = invoke(
         "report", "--db", str(db_path), "--format", "json", "--filter", "~v unknown-element", "--fail-on", "never"
     )
@@ -106,6 +109,62 @@ def test_junit_has_a_failed_case_per_failing_call(db_path: Path, tmp_path: Path)
     assert (suites.get("tests"), suites.get("failures")) == ("3", "2")
     failed = [c.get("name") for c in suites.iter("testcase") if c.find("failure") is not None]
     assert failed == [f"#2 POST {XPM}job.api/add", f"#3 POST {XPM}job.api/add"]
+
+
+LEGACY = "https://api.workflowmax.com/job.api/current?apiKey=K&accountKey=A"
+
+
+@pytest.fixture
+def failures(tmp_path: Path) -> Path:
+    """One call of each kind of failure, and one that did not fail; findings on none of the first two."""
+    path = tmp_path / "failures.db"
+    ingest = Ingest(Catalog.load(), validator=Validator())
+    get = {"method": "GET", "url": f"{XPM}job.api/current", "request_body": b"", "response_headers": PLAIN}
+    recs = [
+        record(**get, status=None, reason=None, response_body=None, error="Connect call failed"),  # 1: transport
+        record(**{**get, "url": LEGACY}, response_body=b"<Response><Status>OK</Status></Response>"),  # 2: retired, 200
+        record(**get, status=429, reason="Too Many Requests", response_body=b""),  # 3: rate-limited
+        record(**get, status=500, reason="Internal Server Error", response_body=b""),  # 4: http-error
+        record(),  # 5: Xero error inside a 200
+        record(**get, response_body=OK),  # 6: fine
+    ]
+    with open_db(path) as db:
+        insert(db, [ingest(r) for r in recs], 0)
+    return path
+
+
+def test_one_definition_of_a_failed_call_everywhere(failures: Path, tmp_path: Path) -> None:
+    """report, JUnit, replay --failed and ~failed agree: a transport error (no findings) and a 200
+    from a retired endpoint are failed calls; ~err keeps its narrower meaning."""
+    db = str(failures)
+    expected = {1: "transport-error", 2: "retired-endpoint", 3: "rate-limited", 4: "http-error", 5: "api-error"}
+    with open_db(db, create=False) as database:
+        assert {r["id"] for r in database.query(f"SELECT id FROM flows WHERE {compile_filter('~failed').sql}")} == set(
+            expected
+        )
+        assert {r["id"] for r in database.query(f"SELECT id FROM flows WHERE {compile_filter('~err').sql}")} == {4, 5}
+        view = {r["id"]: r["failure"] for r in database.query("SELECT id, failure FROM failed_calls")}
+        assert view == expected
+    data = json.loads(invoke("report", "--db", db, "--format", "json").output)
+    assert data["failed_calls"] == 5
+    assert {(f["failure"], c["flow_id"]) for f in data["failures"] for c in f["examples"]} == {
+        (why, i) for i, why in expected.items()
+    }
+    text = invoke("report", "--db", db, "--filter", "~e")
+    assert text.exit_code == 1 and "failed[transport-error] GET xpm-3.0 job.api/current: 1 call" in text.output
+    assert "#1 ---: Connect call failed" in text.output
+    assert invoke("report", "--db", db, "--filter", "~e", "--fail-on", "never").exit_code == 0
+    out = tmp_path / "calls.xml"
+    assert invoke("report", "--db", db, "--format", "junit", "-o", str(out)).exit_code == 1
+    cases = {int(c.get("name").split()[0][1:]): c for c in etree.parse(str(out)).getroot().iter("testcase")}
+    failed = {i: c.find("failure").get("type") for i, c in cases.items() if c.find("failure") is not None}
+    assert failed == expected
+    assert flow_ids(chosen_flows(db, (), True, None, None)) == sorted(expected)
+
+
+def flow_ids(flows: list[StoredFlow]) -> list[int]:
+    assert all(f.failure for f in flows)
+    return sorted(f.id for f in flows)
 
 
 def test_html_and_markdown_stand_alone(db_path: Path) -> None:

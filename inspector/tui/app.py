@@ -68,7 +68,8 @@ LIST_ACTIONS = {
     "goto",
 }
 PRESETS = (
-    ("Xero errors", "~err", "errors Xero reported, 200 + <Status>ERROR included"),
+    ("Failed calls", "~failed", "every failed call: errors, 429s, no answer, retired endpoints"),
+    ("Xero errors", "~err", "error answers: HTTP 4xx/5xx and Xero errors inside a 200"),
     ("Schema findings", "~v", "flows with findings"),
     ("Rate limited", "~rl", "429s"),
     ("Marked", "~marked", "flows you marked"),
