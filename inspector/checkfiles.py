@@ -62,11 +62,23 @@ def target(catalog: Catalog, endpoint: str, response: bool = False) -> Target:
     return Target(method, url, c, schema, "response" if response else "request")
 
 
+# What a body that is not XML looks like instead, in words (bodies.sniff's formats).
+_LOOKS_LIKE = {
+    "empty": "it is empty",
+    "json": "it looks like JSON",
+    "form": "it looks like a urlencoded form",
+    "html": "it looks like an HTML page",
+    "text": "it looks like plain text",
+    "binary": "it looks like binary data",
+}
+
+
 def check_file(validator: Validator, t: Target, data: bytes) -> list[Finding]:
     """Findings for one file's bytes: BOM, CRLF and the `xml=` form field are handled as the proxy does."""
     sniffed = sniff(data)
     if sniffed.xml is None:
-        return [Finding.of(t.side, "not-well-formed", f"not an XML document (it looks like {sniffed.format})")]
+        looks = _LOOKS_LIKE.get(sniffed.format, f"it looks like {sniffed.format}")
+        return [Finding.of(t.side, "not-well-formed", f"not an XML document ({looks})")]
     checked = validator.check(sniffed.xml, t.schema, t.side)
     found = list(checked.findings)
     if t.side == "response" and checked.root is not None:

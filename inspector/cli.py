@@ -46,10 +46,21 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (StoreError, CatalogError, OSError, FilterError, SchemaLoadError, TargetError) as e:
+        except OSError as e:
+            raise UserError(os_error(e)) from e
+        except (StoreError, CatalogError, FilterError, SchemaLoadError, TargetError) as e:
             raise UserError(str(e)) from e
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_error(e: OSError) -> str:
+    """'job.xml: no such file', not "[Errno 2] No such file or directory: 'job.xml'"."""
+    if e.filename is None:
+        return str(e)
+    if isinstance(e, FileNotFoundError):
+        return f"{e.filename}: no such file"
+    return f"{e.filename}: {(e.strerror or str(e)).lower()}"
 
 
 def parse_listen(value: str, default_port: int) -> tuple[str, int]:
@@ -456,6 +467,16 @@ def _load_catalog(catalogs: tuple[str, ...]) -> tuple[Catalog, Validator]:
     return catalog, Validator.for_catalog(catalog)
 
 
+def _fail_on_option(default: str, help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--fail-on",
+        type=click.Choice(["error", "warning", "never"]),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True, dir_okay=False))
 @click.option(
@@ -466,18 +487,22 @@ def _load_catalog(catalogs: tuple[str, ...]) -> tuple[Catalog, Validator]:
     help="The call the body belongs to; the catalog picks its schema.",
 )
 @click.option("--response", is_flag=True, help="The files are answers from that endpoint, not request bodies.")
+@_fail_on_option(
+    "warning",
+    "Exit 1 on findings of this severity or worse. A warning is data Xero silently drops (a misspelt element).",
+)
 @_catalog_option
 @user_errors
-def validate(files: tuple[str, ...], endpoint: str, response: bool, catalogs: tuple[str, ...]) -> None:
+def validate(files: tuple[str, ...], endpoint: str, response: bool, fail_on: str, catalogs: tuple[str, ...]) -> None:
     """Check XML bodies against the schema of an endpoint; - reads stdin.
 
     Prints findings like a compiler (file:line:col: error[rule] message). Exits 0 when
-    clean, 1 when any finding is an error, 2 on usage errors.
+    clean, 1 when any finding is a warning or an error (--fail-on), 2 on usage errors.
 
     Example: xero-inspector validate job.xml --endpoint "POST https://api.xero.com/practicemanager/3.0/job.api/add"
     """
     from .checkfiles import check_file, format_finding, target
-    from .findings import counts
+    from .findings import counts, fails
 
     catalog, validator = _load_catalog(catalogs)
     t = target(catalog, endpoint, response)
@@ -490,22 +515,29 @@ def validate(files: tuple[str, ...], endpoint: str, response: bool, catalogs: tu
         e, w = counts(found)
         errors, warnings = errors + e, warnings + w
     click.echo(
-        f"{len(files)} file(s) checked against {t.describe()}: {errors} error(s), {warnings} warning(s)", err=True
+        f"{_plural(len(files), 'file')} checked against {t.describe()}: "
+        f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}",
+        err=True,
     )
-    sys.exit(1 if errors else 0)
+    sys.exit(1 if fails(fail_on, errors, warnings) else 0)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 @main.command()
 @_db_option("SQLite file to report on.")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "junit", "html"]), default="text")
-@click.option("--filter", "filter_expr", metavar="EXPR", help="Only flows matching this filter (~api xpm & ~c 200).")
 @click.option(
-    "--fail-on",
-    type=click.Choice(["error", "warning", "never"]),
-    default="error",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json", "junit", "html"]),
+    default="text",
     show_default=True,
-    help="Exit 1 when findings of this severity (or worse) are present; a failed call counts as an error.",
+    help="text for a terminal, markdown for a pull request, json for scripts, junit for CI, html for a browser.",
 )
+@click.option("--filter", "filter_expr", metavar="EXPR", help="Only flows matching this filter (~api xpm & ~c 200).")
+@_fail_on_option("error", "Exit 1 on findings of this severity or worse; a failed call counts as an error.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
 @user_errors
 def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str | None) -> None:

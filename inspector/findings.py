@@ -179,3 +179,8 @@ def counts(findings: list[Finding]) -> tuple[int, int]:
     """(errors, warnings)."""
     errors = sum(1 for f in findings if f.severity == "error")
     return errors, sum(1 for f in findings if f.severity == "warning")
+
+
+def fails(fail_on: str, errors: int, warnings: int) -> bool:
+    """Whether a check run fails at ``--fail-on`` (error, warning or never)."""
+    return fail_on != "never" and (errors > 0 or (fail_on == "warning" and warnings > 0))

@@ -20,6 +20,7 @@ from lxml import etree
 from sqlite_utils import Database
 
 from . import query
+from .findings import fails
 from .redact import Redactor
 
 EXAMPLES = 3  # worst examples shown per group
@@ -93,9 +94,7 @@ class Report:
 
     def failed(self, fail_on: str) -> bool:
         """A failed call counts as an error: it fails the report unless --fail-on never."""
-        if fail_on == "never":
-            return False
-        return self.errors > 0 or self.failed_calls > 0 or (fail_on == "warning" and self.warnings > 0)
+        return fails(fail_on, self.errors + self.failed_calls, self.warnings)
 
 
 def build(db: Database, db_name: str, filter_expr: str | None = None) -> Report:

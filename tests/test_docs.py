@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -71,3 +74,20 @@ def test_every_package_directory_is_packaged() -> None:
             rel = init.parent.relative_to(base).parts
             expected.add(".".join((package, *rel)))
     assert set(config["packages"]) == expected
+
+
+def test_the_readme_validate_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    """The commands as pasted, the output as shown (stdout, then the summary line on stderr)."""
+    (commands,) = [b for b in code_blocks("bash") if "printf '<Job>" in b]
+    shown = README.split(commands, 1)[1].split("```\n")[2]  # the block after the commands
+    bin_dir = Path(sys.executable).parent
+    result = subprocess.run(
+        ["bash", "-c", commands],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+    )
+    assert result.returncode == 1  # errors found
+    assert result.stdout + result.stderr == shown

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,37 @@ def test_validate_prints_like_a_compiler_and_exits_by_severity(tmp_path: Path) -
     assert f"{bad}:1:1: error[xsd] <Job> is missing required <ClientID>, <StartDate>, <DueDate>" in r.output
     assert str(good) + ":" not in r.output
     assert invoke("validate", str(good), "-e", f"POST {XPM}job.api/add").exit_code == 0
+
+
+def test_validate_fails_on_a_dropped_field_by_default(tmp_path: Path) -> None:
+    """A misspelt element is data Xero silently throws away: a pre-send check must stop it."""
+    contact = tmp_path / "contact.xml"
+    contact.write_bytes(b"<Contacts><Contact><Name>A</Name><EmailAdress>a@b.co</EmailAdress></Contact></Contacts>")
+    put = ("-e", "PUT https://api.xero.com/api.xro/2.0/Contacts")
+    r = invoke("validate", str(contact), *put)
+    assert r.exit_code == 1 and "warning[unknown-element] <EmailAdress>" in r.output
+    assert "Did you mean <EmailAddress>?" in r.output and "0 errors, 1 warning" in r.output
+    assert invoke("validate", str(contact), *put, "--fail-on", "error").exit_code == 0
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(b"<Contacts><Contact><Nme>A</Nme></Contact></Contacts>")
+    assert invoke("validate", str(bad), *put, "--fail-on", "error").exit_code == 1
+    assert invoke("validate", str(bad), *put, "--fail-on", "never").exit_code == 0
+    assert invoke("validate", str(bad), *put, "--fail-on", "sometimes").exit_code == 2
+
+
+def test_validate_says_what_a_file_is_instead_and_names_a_missing_one(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.xml"
+    empty.write_bytes(b"")
+    r = invoke("validate", str(empty), "-e", f"POST {XPM}job.api/add")
+    assert r.exit_code == 1 and "not an XML document (it is empty)" in r.output
+    r = subprocess.run(
+        [sys.executable, "-m", "inspector", "validate", "nope.xml", "-e", f"POST {XPM}job.api/add"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (r.returncode, r.stderr) == (2, "xero-inspector: error: nope.xml: no such file\n")
 
 
 def test_validate_reads_stdin_and_checks_answers() -> None:
