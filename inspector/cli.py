@@ -503,6 +503,7 @@ def validate(files: tuple[str, ...], endpoint: str, response: bool, fail_on: str
     """
     from .checkfiles import check_file, format_finding, target
     from .findings import counts, fails
+    from .text import plural
 
     catalog, validator = _load_catalog(catalogs)
     t = target(catalog, endpoint, response)
@@ -515,15 +516,11 @@ def validate(files: tuple[str, ...], endpoint: str, response: bool, fail_on: str
         e, w = counts(found)
         errors, warnings = errors + e, warnings + w
     click.echo(
-        f"{_plural(len(files), 'file')} checked against {t.describe()}: "
-        f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}",
+        f"{plural(len(files), 'file')} checked against {t.describe()}: "
+        f"{plural(errors, 'error')}, {plural(warnings, 'warning')}",
         err=True,
     )
     sys.exit(1 if fails(fail_on, errors, warnings) else 0)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 @main.command()
@@ -575,6 +572,7 @@ def revalidate(db: str, catalogs: tuple[str, ...]) -> None:
 
     from .revalidate import revalidate as run
     from .store import open_db
+    from .text import plural
 
     catalog, validator = _load_catalog(catalogs)
     with open_db(db, create=False) as database:
@@ -583,8 +581,8 @@ def revalidate(db: str, catalogs: tuple[str, ...]) -> None:
             task = progress.add_task("revalidating", total=total)
             result = run(database, catalog, validator, lambda n: progress.advance(task, n))
     click.echo(
-        f"{result.flows} flows revalidated: {result.errors} error(s), {result.warnings} warning(s); "
-        f"{result.changed} flow(s) changed"
+        f"{plural(result.flows, 'flow')} revalidated: {plural(result.errors, 'error')}, "
+        f"{plural(result.warnings, 'warning')}; {plural(result.changed, 'flow')} changed"
     )
 
 

@@ -30,7 +30,7 @@ from .findings import RULES
 
 _REGEX_CHARS = set("^$*+?{}[]\\|()")
 _TOKEN_RE = re.compile(
-    r"""\s*(?:(?P<op>[()!&|])|(?P<filter>~[a-z]+)|"(?P<dq>(?:[^"\\]|\\.)*)"|'(?P<sq>(?:[^'\\]|\\.)*)'|(?P<word>[^\s()!&|]+))"""
+    r"""\s*(?:(?P<op>[()!&|])|(?P<filter>~[a-z]+)|"(?P<dq>(?:[^"\\]|\\.)*)"|'(?P<sq>(?:[^'\\]|\\.)*)'|(?P<word>[^\s()!&|"'][^\s()!&|]*))"""
 )
 
 
@@ -95,9 +95,13 @@ def _tokens(expr: str) -> list[_Token]:
     while pos < len(expr):
         m = _TOKEN_RE.match(expr, pos)
         if m is None or m.end() == pos:
-            if expr[pos:].strip() == "":
+            rest = expr[pos:].lstrip()
+            if rest == "":
                 break
-            raise FilterError(f"bad filter at column {pos + 1}: cannot read {expr[pos : pos + 10]!r}")
+            at = len(expr) - len(rest) + 1
+            if rest[0] in "\"'":
+                raise FilterError(f"bad filter at column {at}: the quote {rest[0]} opened there is never closed")
+            raise FilterError(f"bad filter at column {at}: cannot read {rest[:10]!r}")
         start = m.start(m.lastgroup) if m.lastgroup else pos
         if m.group("op"):
             out.append(_Token("op", m.group("op"), start))
@@ -209,6 +213,39 @@ _NO_ARG: dict[str, Where] = {
     "~all": Where("1"),
 }
 FILTERS = sorted([*_WITH_ARG, *_NO_ARG, "~v"])
+
+# The filter language as a user reads it (the browser's ? help): (what to type, what it finds).
+HELP: tuple[tuple[str, str], ...] = (
+    ("~failed", "every failed call: HTTP 4xx/5xx, a Xero error in"),
+    ("", "a 200, a 429, no answer, a retired API (WFM v1)"),
+    ("~err", "Xero answered with an error: 4xx/5xx (not 429),"),
+    ("", "or <Status>ERROR</Status> inside a 200"),
+    ("~rl", "rate limited (429)"),
+    ("~e", "no answer at all (a transport error)"),
+    ("~v [RULE]", "has findings, or findings of one rule (~v xsd)"),
+    ("~api xpm", "API family: xpm, wfm, network, accounting…"),
+    ("~res job.api", "resource"),
+    ("~op add", "operation"),
+    ("~tenant NAME|ID", "organisation, by name or id"),
+    ("~m POST", "method"),
+    ("~u job.api", "URL; a bare word does the same"),
+    ("~d api.xero", "host"),
+    ("~c 400", "status code"),
+    ("~b TEXT", "body text, either side (~bq request, ~bs answer)"),
+    ("~h TEXT", "headers, either side (~hq request, ~hs answer)"),
+    ("~t xml", "content type"),
+    ("~q  ~s", "not answered yet; answered"),
+    ("~replay", "a replay (r, e, or xero-inspector replay)"),
+    ("~marked", "flows you marked (m)"),
+    ("~comment TEXT", "has a comment (containing TEXT)"),
+    ("~all", "everything"),
+    ("!  &  |  ( )", "not, and (a space does too), or, grouping"),
+)
+HELP_NOTES = (
+    'Case does not matter. Quote a pattern with spaces: ~b "Invalid client". '
+    "A pattern with any of ^ $ * + ? { } [ ] \\ | ( ) in it is a regular expression; "
+    "any other matches anywhere in the text."
+)
 
 
 class _Parser:

@@ -22,6 +22,7 @@ from sqlite_utils import Database
 from . import query
 from .findings import fails
 from .redact import Redactor
+from .text import plural
 
 EXAMPLES = 3  # worst examples shown per group
 _RANK = "CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
@@ -184,13 +185,9 @@ def _failures(db: Database, where: query.Where, outgoing: Redactor) -> list[Fail
 def summary(r: Report) -> str:
     scope = f" matching {r.filter!r}" if r.filter else ""
     return (
-        f"{_count(r.flows, 'flow')}{scope}: {r.failed_calls} failed, {r.flows_with_findings} with findings "
-        f"({_count(r.errors, 'error')}, {_count(r.warnings, 'warning')})"
+        f"{plural(r.flows, 'flow')}{scope}: {r.failed_calls} failed, {r.flows_with_findings} with findings "
+        f"({plural(r.errors, 'error')}, {plural(r.warnings, 'warning')})"
     )
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _failed_at(c: FailedCall) -> str:
@@ -205,7 +202,7 @@ def _at(e: Example) -> str:
 def render_text(r: Report, db: Database | None = None) -> str:
     lines = [f"xero-inspector report: {r.db}", summary(r), ""]
     for f in r.failures:
-        lines.append(f"failed[{f.failure}] {f.where}: {_count(f.calls, 'call')}")
+        lines.append(f"failed[{f.failure}] {f.where}: {plural(f.calls, 'call')}")
         lines += [f"  {_failed_at(c)}" for c in f.examples]
         lines.append("")
     for g in r.groups:

@@ -12,6 +12,7 @@ from sqlite_utils import Database
 
 from .facts import OUTCOMES
 from .query import failed_sql
+from .text import plural
 
 OUTCOME_STYLE = {
     "ok": "green",
@@ -59,7 +60,7 @@ def summarize(db: Database) -> Summary:
 
 def render(summary: Summary, console: Console) -> None:
     table = Table(
-        title=f"{summary.total} exchanges recorded, {summary.failed} failed",
+        title=f"{plural(summary.total, 'exchange')} recorded, {summary.failed} failed",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,

@@ -109,7 +109,9 @@ async def test_a_write_asks_first_and_no_means_nothing_is_sent(db: Path, upstrea
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         question = app.screen.question  # type: ignore[attr-defined]
-        assert question.startswith("Send POST https://api.xero.com/practicemanager/3.0/job.api/add")
+        assert question.startswith("Send POST https://api.xero.com/practicemanager/3.0/job.api/add\n")
+        # where it really goes, beside the organisation: tui --to sends it to the mock, not to Xero
+        assert f"\nvia {upstream.url}/practicemanager/3.0/job.api/add (--to)\n" in question
         assert "to Demo Practice Ltd?" in question
         await pilot.press("n")
         await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))

@@ -43,8 +43,16 @@ async def ready(pilot: Pilot, expr: str = "") -> InspectorApp:
         await until(pilot, lambda: app.flows.flow_query.expr == expr and app.flows.counted)
     await until(pilot, lambda: app.detail.flow is not None and app.flows.selected is not None)
     await until(pilot, lambda: app.detail.flow.id == app.flows.selected.id)  # type: ignore[union-attr]
-    await pilot.pause(0.2)
+    await settle(pilot)
     return app
+
+
+async def settle(pilot: Pilot) -> None:
+    """Nothing left in flight: no page being read, the status counted, the screen redrawn."""
+    app = pilot.app
+    assert isinstance(app, InspectorApp)
+    await until(pilot, lambda: app.flows.counted and not app.flows.pending and not app.workers)
+    await pilot.pause(0.2)
 
 
 def test_flow_list_with_a_failing_call(app: InspectorApp, snap_compare) -> None:  # type: ignore[no-untyped-def]
@@ -53,9 +61,22 @@ def test_flow_list_with_a_failing_call(app: InspectorApp, snap_compare) -> None:
         for _ in range(3):  # to the POST job.api/add with the <ClientId> typo
             await pilot.press("up")
         await until(pilot, lambda: app.detail.flow is not None and app.detail.flow.id == app.flows.selected.id)  # type: ignore[union-attr]
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_an_ordinary_80x24_terminal(app: InspectorApp, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """Time, method, resource/op, code, outcome and findings on every row; the detail below."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await ready(pilot)
+        for _ in range(3):
+            await pilot.press("up")
+        await until(pilot, lambda: app.detail.flow is not None and app.detail.flow.id == app.flows.selected.id)  # type: ignore[union-attr]
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 def test_zoomed_request_at_a_finding(app: InspectorApp, snap_compare) -> None:  # type: ignore[no-untyped-def]

@@ -23,14 +23,15 @@ from textual.widgets import Footer, Header, Input, Static, TabbedContent, Tabs
 from .. import edits, export, flows
 from ..diff import FlowDiff, compare
 from ..query import FilterError
-from ..replay import NeedsToken, Prepared, ReplayError, Request, request_of
+from ..replay import NeedsToken, Prepared, ReplayError, Request, request_of, target_url
 from ..store import StoreError
+from ..text import plural
 from ..validate import Validator
 from .detail import FlowDetail
 from .dialogs import ConfirmScreen, ExportChoice, ExportScreen, HelpScreen, TextPrompt
 from .editor import EditorScreen
 from .flow_list import PAGE, FlowList, header_text
-from .messages import FilterApplied, FilterFailed, FilterPreview, FlowChosen, FlowHighlighted, Polled
+from .messages import ColumnsChanged, FilterApplied, FilterFailed, FilterPreview, FlowChosen, FlowHighlighted, Polled
 from .model import (
     MARKED,
     FlowQuery,
@@ -103,22 +104,24 @@ class InspectorApp(App[None]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
+    # Short enough to stay on one line in an 80-column terminal.
     HELP_KEYS = [
-        ("↑ ↓ PgUp PgDn Home End", "move in the list (j/k, g/G too); the mouse works"),
-        ("Enter", "open the detail of the flow (Tab moves between panes)"),
+        ("↑ ↓  j k", "move in the list (the mouse works too)"),
+        ("PgUp PgDn Home End", "a page up or down, the oldest, the newest"),
+        ("Enter", "the flow's detail; Tab moves between panes"),
         ("1 2 3 4", "request, response, findings, info tab"),
-        ("/", "filter; Enter applies, a bad filter shows why in place"),
-        ("F", "follow: keep the newest flow selected as it arrives"),
-        ("m / n", "mark or unmark / comment the flow"),
-        ("c", "copy the request as a curl command (OSC 52 clipboard)"),
-        ("r", "replay the flow (a fresh token and Idempotency-Key; writes ask first); the diff opens"),
-        ("e", "edit the request (checked against its schema as you type), Ctrl+S sends it"),
-        ("E", "export the marked (or this) flow, or every filtered flow: HAR, curl or mitmproxy flows"),
-        ("d / D", "delete this flow / every marked flow"),
+        ("/", "filter (Enter applies; a mistake shows in place)"),
+        ("F", "follow: keep the newest flow selected"),
+        ("m  n", "mark or unmark; comment"),
+        ("c", "copy the request as curl (to the clipboard)"),
+        ("r", "replay the flow, then see the diff"),
+        ("e", "edit the request, checked as you type; Ctrl+S sends"),
+        ("E", "export marked, this or filtered flows"),
+        ("d  D", "delete this flow; delete every marked flow"),
         ("p", "body pretty-printed or as sent"),
         ("z", "zoom the detail pane"),
         ("o", "organisations: calls, limits left, 429s"),
-        ("Findings tab, Enter", "jump to the finding's line in the body"),
+        ("Enter on a finding", "jump to its line in the body"),
         ("Ctrl+R", "reload rows another program changed"),
         ("Ctrl+P", "command palette"),
         ("q", "quit"),
@@ -175,13 +178,13 @@ class InspectorApp(App[None]):
 
     def on_mount(self) -> None:
         self.sub_title = str(self.db_path)
-        self.list_header.update(header_text(self.size.width - 2))
+        self.list_header.update(header_text(self.flows.columns))
         self.flows.focus()
         self.apply_filter("")
         self.set_interval(POLL_S, self.poll)
 
-    def on_resize(self) -> None:
-        self.list_header.update(header_text(self.size.width - 2))
+    def on_columns_changed(self, message: ColumnsChanged) -> None:
+        self.list_header.update(header_text(message.columns))
 
     def on_unmount(self) -> None:
         self.reader.close()
@@ -283,8 +286,7 @@ class InspectorApp(App[None]):
     def on_polled(self, message: Polled) -> None:
         self.recorder = message.recorder
         if message.names != self.flows.names:
-            self.flows.names = message.names
-            self.flows.refresh()
+            self.flows.set_names(message.names)
         if message.generation == self.filter_seq and message.max_id > self.flows.upto:
             self.flows.grow(message.added, message.max_id)
             if self.follow:
@@ -304,7 +306,8 @@ class InspectorApp(App[None]):
             rec = f"○ recorder stopped (was {r.listen}; {r.recorded:,} recorded, {r.dropped:,} dropped)"
         expr = self.flows.flow_query.expr
         if self.flows.counted:
-            shown = f"{self.flows.total:,} flows" + (f" match {expr!r}" if expr else "")
+            total = self.flows.total
+            shown = plural(total, "flow") + (f" {'matches' if total == 1 else 'match'} {expr!r}" if expr else "")
         else:
             shown = "counting the flows" + (f" that match {expr!r}" if expr else "") + "…"
         follow = " · [b]FOLLOW[/]" if self.follow else ""
@@ -472,7 +475,7 @@ class InspectorApp(App[None]):
             marked = MARKED.count(conn, 0, max_id(conn))
         row = self.flows.selected
         selected = f"the {marked} marked flow(s)" if marked else (f"flow #{row.id}" if row else "no flow")
-        filtered = f"all {self.flows.total:,} flows the filter shows"
+        filtered = f"all {plural(self.flows.total, 'flow')} the filter shows"
         path = str(self.db_path.with_suffix(".har"))
         query = self.flows.flow_query
 
@@ -562,7 +565,10 @@ class InspectorApp(App[None]):
             if yes:
                 self._send(flow, prepared)
 
-        question = f"Send {r.method} {r.url}\nto {org}?\nIt creates or changes data in that organisation."
+        wire = target_url(r.url, self.replays.options.to)
+        # Say where it really goes: with --to that is not Xero, whatever the recorded URL says.
+        where = f"\nvia {wire} (--to)" if wire != r.url else ""
+        question = f"Send {r.method} {r.url}{where}\nto {org}?\nIt creates or changes data in that organisation."
         self.push_screen(ConfirmScreen(question), confirmed)
 
     @work(thread=True, group="replay", exit_on_error=False)

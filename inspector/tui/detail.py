@@ -113,6 +113,17 @@ class FlowDetail(Vertical):
         active = self.query_one("#tabs", TabbedContent).active
         return active if active in ("request", "response") else "request"
 
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """The Findings tab takes the focus (on its first finding), so Enter jumps at once."""
+        if event.pane.id != "findings":
+            return
+        findings = self.query_one("#findings-list", OptionList)
+        if findings.option_count:
+            if findings.highlighted is None:
+                findings.highlighted = 0
+            findings.focus()
+
     @on(OptionList.OptionSelected, "#findings-list")
     def _finding_chosen(self, event: OptionList.OptionSelected) -> None:
         if self.flow is not None and event.option.id is not None:

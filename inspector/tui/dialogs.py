@@ -16,6 +16,15 @@ from .. import query
 from ..export import FORMATS
 
 
+def _two_columns(rows: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for left, right in rows:
+        table.add_row(left, right)
+    return table
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
@@ -24,16 +33,12 @@ class HelpScreen(ModalScreen[None]):
         self.bindings = bindings
 
     def compose(self) -> ComposeResult:
-        keys = Table.grid(padding=(0, 2))
-        keys.add_column(style="bold cyan")
-        keys.add_column()
-        for key, description in self.bindings:
-            keys.add_row(key, description)
         with VerticalScroll(id="help"):
-            yield Static("[b]xero-inspector[/]: keys", classes="title")
-            yield Static(keys)
-            yield Static("\n[b]Filter language[/] (type in the bar at the top; Enter applies)", classes="title")
-            yield Static(query.__doc__ or "", markup=False)
+            yield Static("[b]Keys[/]", classes="title")
+            yield Static(_two_columns(self.bindings))
+            yield Static("\n[b]Filters[/]: type them in the bar at the top (/); Enter applies", classes="title")
+            yield Static(_two_columns(query.HELP))
+            yield Static("\n" + query.HELP_NOTES, markup=False)
             yield Static("[dim]Esc closes; Ctrl+P opens the command palette.[/]")
 
 

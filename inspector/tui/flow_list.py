@@ -18,8 +18,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .info import when
-from .messages import FlowChosen, FlowHighlighted, PageLoaded
+from .columns import Layout, fit, layout
+from .info import clock
+from .messages import ColumnsChanged, FlowChosen, FlowHighlighted, PageLoaded
 from .model import FlowQuery, FlowRow, Reader
 
 PAGE = 100
@@ -31,20 +32,6 @@ OUTCOME_STYLE = {
     "rate-limited": "bold magenta",
     "transport-error": "bold bright_red",
 }
-# (title, width); the resource column takes what is left.
-COLUMNS = (
-    ("", 2),
-    ("TIME", 12),
-    ("ORGANISATION", 18),
-    ("API", 14),
-    ("METHOD", 6),
-    ("RESOURCE/OP", 0),
-    ("CODE", 4),
-    ("OUTCOME", 15),
-    ("FINDINGS", 8),
-    ("TIME(ms)", 8),
-    ("SIZE", 7),
-)
 
 
 def human_size(n: int | None) -> str:
@@ -66,46 +53,57 @@ def resource_label(row: FlowRow) -> str:
     return f"{row.host or ''}{row.path or ''}"
 
 
-def _cell(text: str, width: int) -> str:
-    return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
+def org_label(row: FlowRow, names: dict[str, str]) -> str:
+    return names.get(row.tenant_id or "") or row.tenant_id or "-"
 
 
-def _flex(width: int) -> int:
-    fixed = sum(w for _, w in COLUMNS) + len(COLUMNS) - 1
-    return max(12, width - fixed)
+def content_widths(rows: list[FlowRow], names: dict[str, str]) -> dict[str, int]:
+    """The widest cell of each column whose width follows its content."""
+    return {
+        "org": max((len(org_label(r, names)) for r in rows), default=0),
+        "api": max((len(r.family or "-") for r in rows), default=0),
+        "resource": max((len(resource_label(r)) for r in rows), default=0),
+        "outcome": max((len(r.outcome) for r in rows), default=0),
+    }
 
 
-def header_text(width: int) -> Text:
-    flex = _flex(width)
-    return Text(" ".join(_cell(t, w or flex) for t, w in COLUMNS), style="bold")
+def header_text(cols: Layout) -> Text:
+    """The column titles, over the list's own columns."""
+    return Text(" ".join(fit(c.title, w, c.right) for c, w in cols.widths), style="bold")
 
 
-def row_text(row: FlowRow, names: dict[str, str], width: int) -> Text:
-    """One row, a cell per entry of COLUMNS in its width."""
+def row_text(row: FlowRow, names: dict[str, str], cols: Layout) -> Text:
+    """One row: a cell for each column the layout shows, in its width."""
     style = OUTCOME_STYLE.get(row.outcome, "")
     findings = Text(" ").join(
         Text(text, st)
         for n, text, st in ((row.errors, f"{row.errors}E", "bold red"), (row.warnings, f"{row.warnings}W", "yellow"))
         if n
     )
-    duration = f"{row.duration_ms:.0f}" if row.duration_ms is not None else "-"
-    cells = [
-        Text(("●" if row.marked else " ") + ("✎" if row.comment else "↻" if row.replay_of else " "), "bold magenta"),
-        Text(when(row.started_at, "%H:%M:%S"), "dim"),
-        Text(names.get(row.tenant_id or "") or row.tenant_id or "-", "cyan"),
-        Text(row.family or "-"),
-        Text(row.method, "bold"),
-        Text(resource_label(row)),
-        Text(str(row.status) if row.status is not None else "---", style),
-        Text(row.outcome, style),
-        findings,
-        Text(duration.rjust(8), "dim"),
-        Text(human_size(row.response_size).rjust(7), "dim"),
-    ]
-    flex = _flex(width)
-    for cell, (_, w) in zip(cells, COLUMNS, strict=True):
-        cell.truncate(w or flex, overflow="ellipsis", pad=True)
-    return Text(" ").join(cells)
+    time_format = "%H:%M:%S" if cols.width("time") < 12 else None
+    cells = {
+        "mark": Text(
+            ("●" if row.marked else " ") + ("✎" if row.comment else "↻" if row.replay_of else " "), "bold magenta"
+        ),
+        "time": Text(clock(row.started_at, ms=time_format is None), "dim"),
+        "org": Text(org_label(row, names), "cyan"),
+        "api": Text(row.family or "-"),
+        "method": Text(row.method, "bold"),
+        "resource": Text(resource_label(row)),
+        "code": Text(str(row.status) if row.status is not None else "---", style),
+        "outcome": Text(row.outcome, style),
+        "findings": findings,
+        "duration": Text(f"{row.duration_ms:.0f}" if row.duration_ms is not None else "-", "dim"),
+        "size": Text(human_size(row.response_size), "dim"),
+    }
+    out = []
+    for col, width in cols.widths:
+        cell = cells[col.key]
+        if col.right and cell.cell_len < width:
+            cell.pad_left(width - cell.cell_len)
+        cell.truncate(width, overflow="ellipsis", pad=True)
+        out.append(cell)
+    return Text(" ").join(out)
 
 
 class FlowList(ScrollView, can_focus=True):
@@ -139,6 +137,10 @@ class FlowList(ScrollView, can_focus=True):
         # (a place in the whole list, which only the count can give a row).
         self._anchor = 0
         self._wanted: int | None = None
+        # The widest cells seen so far, by column: they only grow, so columns do not jump
+        # about as the list scrolls or a filter changes.
+        self.content: dict[str, int] = {}
+        self.columns = layout(80, self.content)
 
     # -- data -------------------------------------------------------------------------
     def reset(
@@ -156,6 +158,7 @@ class FlowList(ScrollView, can_focus=True):
         last = (total - 1) % PAGE + 1  # rows on the last page
         if tail and total and len(tail) >= last:
             self.pages[(total - 1) // PAGE] = tail[-last:]
+            self._measure(tail[-last:])
         self.virtual_size = Size(0, total)
         self.cursor = (total - 1) if cursor is None else min(cursor, total - 1)
         self._show_cursor()
@@ -194,12 +197,34 @@ class FlowList(ScrollView, can_focus=True):
         self.pages.pop((self.total - 1) // PAGE if self.total else 0, None)
         self.total += added
         self.virtual_size = Size(0, self.total)
+        if self.cursor < 0:  # the first flows in an empty list: select the first, so Enter, c and r act
+            self.cursor = 0
         self.refresh()
 
     def forget(self) -> None:
         """Rows changed in place (marked, revalidated): read the pages on screen again."""
         self.pages.clear()
         self.refresh()
+
+    def set_names(self, names: dict[str, str]) -> None:
+        """Organisation names changed (a GET /connections was recorded): measure them again."""
+        self.names = names
+        for rows in self.pages.values():
+            self._measure(rows)
+        self.refresh()
+
+    def _measure(self, rows: list[FlowRow]) -> None:
+        seen = content_widths(rows, self.names)
+        if any(w > self.content.get(k, 0) for k, w in seen.items()):
+            self.content = {k: max(w, self.content.get(k, 0)) for k, w in seen.items()}
+            self._relayout()
+
+    def _relayout(self) -> None:
+        cols = layout(self.scrollable_content_region.width, self.content)
+        if cols != self.columns:
+            self.columns = cols
+            self.refresh()
+            self.post_message(ColumnsChanged(cols))
 
     def row_at(self, index: int) -> FlowRow | None:
         rows = self.pages.get(index // PAGE)
@@ -236,6 +261,7 @@ class FlowList(ScrollView, can_focus=True):
             return
         self.pending.discard(message.page)
         self.pages[message.page] = message.rows
+        self._measure(message.rows)
         self.pages.move_to_end(message.page)
         while len(self.pages) > MAX_PAGES:
             self.pages.popitem(last=False)
@@ -255,7 +281,7 @@ class FlowList(ScrollView, can_focus=True):
             style = self.get_component_rich_style("flow-list--placeholder")
             return Strip([Segment(" …", style)]).extend_cell_length(width, style)
         self.pages.move_to_end(index // PAGE)
-        text = row_text(row, self.names, width)
+        text = row_text(row, self.names, self.columns)
         base = self.rich_style
         if index == self.cursor:
             base = base + self.get_component_rich_style("flow-list--cursor")
@@ -264,6 +290,7 @@ class FlowList(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self.virtual_size = Size(0, self.total)
+        self._relayout()
 
     # -- moving -----------------------------------------------------------------------
     def watch_cursor(self, old: int, new: int) -> None:

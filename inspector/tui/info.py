@@ -17,6 +17,13 @@ def when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return time.strftime(fmt, time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
 
 
+def clock(ts: float | None, ms: bool = True) -> str:
+    """The time of day, to the millisecond or to the second."""
+    if ts is None or ms:
+        return when(ts, "%H:%M:%S")
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
 def _relative(seconds: float) -> str:
     s = abs(int(seconds))
     text = f"{s // 3600}h {s % 3600 // 60}m" if s >= 3600 else f"{s // 60}m {s % 60}s" if s >= 60 else f"{s}s"

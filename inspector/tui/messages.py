@@ -7,8 +7,16 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from ..flows import StoredFlow
+from .columns import Layout
 from .document import Document
 from .model import FlowQuery, FlowRow, RecorderStatus, TenantStats
+
+
+@dataclass
+class ColumnsChanged(Message):
+    """The list's columns changed (a resize, wider content): the header follows."""
+
+    columns: Layout
 
 
 @dataclass

@@ -19,13 +19,18 @@ REFRESH_S = 2.0
 
 
 def stats_markup(s: TenantStats) -> str:
-    name = escape(s.name or s.tenant_id)
+    # Unnamed (no GET /connections recorded, or a Customer API key's fingerprint): the id once.
+    title = (
+        f"[b cyan]{escape(s.name)}[/]  [dim]{escape(s.tenant_id)}[/]" if s.name else f"[b cyan]{escape(s.tenant_id)}[/]"
+    )
     minute = "-" if s.minute_remaining is None else str(s.minute_remaining)
     day = "-" if s.day_remaining is None else f"{s.day_remaining:,}"
     low = s.minute_remaining is not None and s.minute_remaining <= 5
     limited = f"[bold red]{s.rate_limited} × 429[/]" if s.rate_limited else "no 429s"
+    if not s.minute_series:
+        limited += "   [dim]no rate-limit headers recorded[/]"
     return (
-        f"[b cyan]{name}[/]  [dim]{escape(s.tenant_id)}[/]\n"
+        f"{title}\n"
         f"calls: {s.calls_minute} last minute · {s.calls_day:,} last day · {s.calls:,} recorded   {limited}\n"
         f"remaining: minute {'[bold red]' + minute + '[/]' if low else minute} · day {day}"
     )
@@ -77,4 +82,7 @@ class OrganisationsScreen(Screen[None]):
             await box.mount_all(cards)
         for card, s in zip(cards, message.stats, strict=True):
             card.query_one(".org-text", Static).update(stats_markup(s))
-            card.query_one(Sparkline).data = [float(x) for x in s.minute_series] or [0.0]
+            spark = card.query_one(Sparkline)
+            # No series: no sparkline, rather than a full bar that reads as "plenty left".
+            spark.display = bool(s.minute_series)
+            spark.data = [float(x) for x in s.minute_series]
