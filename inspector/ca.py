@@ -58,7 +58,8 @@ Send your app through the proxy:
   export HTTPS_PROXY={proxy_url} HTTP_PROXY={proxy_url}
 
 curl
-  curl --proxy {proxy_url} --cacert {bundle} https://api.xero.com/connections -H "Authorization: Bearer $XERO_TOKEN"
+  curl --proxy {proxy_url} --cacert {bundle} \\
+    https://api.xero.com/connections -H "Authorization: Bearer $XERO_ACCESS_TOKEN"
   (or: export CURL_CA_BUNDLE={bundle})
 requests, pyxero
   export REQUESTS_CA_BUNDLE={bundle}

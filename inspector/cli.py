@@ -96,10 +96,16 @@ def check_exposure(host: str, allow_remote: bool) -> bool:
 class Cli(click.Group):
     """Usage errors as one line too (click prints usage, a hint and the error on three)."""
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # in the order they are defined: record, browse, check, replay
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
             return super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as e:  # bare `xero-inspector`: the usage, as help
+            click.echo(e.ctx.get_help())
+            sys.exit(2)
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx else "xero-inspector"
             click.echo(f"xero-inspector: error: {e.format_message()} (see `{where} --help`)", err=True)
@@ -169,7 +175,7 @@ def _recording_options(fn: F) -> F:
     return _with_options(fn, options)
 
 
-@main.command()
+@main.command(short_help="Run the recording proxy.")
 @_recording_options
 @click.option(
     "--mode", default="regular", show_default=True, help="mitmproxy mode: regular, or reverse:https://api.xero.com."
@@ -236,7 +242,7 @@ def proxy(
     sys.exit(proxy_mod.run(settings))
 
 
-@main.command()
+@main.command(short_help="Where the CA is, and how to make clients trust it.")
 @click.option("--confdir", default=DEFAULT_CONFDIR, show_default=True, help="Where mitmproxy keeps its CA.")
 @click.option(
     "--proxy",
@@ -259,7 +265,7 @@ def ca(confdir: str, proxy_url: str, path_only: bool) -> None:
     click.echo(str(ensure_ca(confdir)) if path_only else instructions(confdir, proxy_url))
 
 
-@main.command()
+@main.command(short_help="Run the mock Xero over TLS on loopback.")
 @click.option("--listen", default="127.0.0.1:8443", show_default=True, help="Address the mock listens on.")
 @click.option("--minute-limit", default=60, show_default=True, help="Calls per minute per tenant before 429.")
 @click.option("--day-limit", default=5000, show_default=True, help="Calls per day per tenant before 429.")
@@ -281,8 +287,13 @@ def mock(
     Example: xero-inspector mock --listen 127.0.0.1:8443
     """
     from .samples.mock_xero import DEFAULT_SCOPES, MockConfig, MockXero
+    from .spawn import PortInUse, check_port
 
     host, port = parse_listen(listen, 8443)
+    try:
+        check_port(host, port, "another mock")
+    except PortInUse as e:
+        raise UserError(str(e)) from e
     config = MockConfig(
         minute_limit=minute_limit, day_limit=day_limit, app_minute_limit=app_minute_limit, token_lifetime=token_lifetime
     )
@@ -319,7 +330,7 @@ def mock(
         server.stop()
 
 
-@main.command()
+@main.command(short_help="See it all: mock Xero, proxy, traffic, browser.")
 @click.option("--headless", is_flag=True, help="Print the summary and exit, without the terminal browser.")
 @click.option(
     "--db",
@@ -375,22 +386,33 @@ def _replay_target_options(fn: F) -> F:
         click.option(
             "--token", metavar="T", help="Access token for replays (default: $XERO_ACCESS_TOKEN; else asked)."
         ),
+        _allow_plain_http_option,
     ]
     return _with_options(fn, options)
 
 
-def _replay_settings(to: str | None, ca: str | None, token: str | None, catalogs: tuple[str, ...] = ()) -> Any:
+_allow_plain_http_option = click.option(
+    "--allow-plain-http",
+    is_flag=True,
+    help="Replay to an http:// target other than loopback (the token travels in clear; warned).",
+)
+
+
+def _replay_settings(
+    to: str | None, ca: str | None, token: str | None, catalogs: tuple[str, ...] = (), allow_plain_http: bool = False
+) -> Any:
     from .replay import Options
     from .tui.replaying import ReplaySettings
 
-    return ReplaySettings(Options(token=token or Options.env_token(), to=to or None, ca=ca), catalogs)
+    options = Options(token=token or Options.env_token(), to=to or None, ca=ca, allow_plain_http=allow_plain_http)
+    return ReplaySettings(options, catalogs)
 
 
-@main.command()
+@main.command(short_help="Browse a recording in the terminal, live.")
 @_db_option("SQLite file to browse.")
 @_replay_target_options
 @user_errors
-def tui(db: str, to: str | None, ca: str | None, token: str | None) -> None:
+def tui(db: str, to: str | None, ca: str | None, token: str | None, allow_plain_http: bool) -> None:
     """Browse a recording in the terminal: the flow list, filters, bodies and findings, live.
 
     Opens read-mostly while a proxy records into the same file; new flows appear as they
@@ -398,10 +420,10 @@ def tui(db: str, to: str | None, ca: str | None, token: str | None) -> None:
 
     Example: xero-inspector tui --db flows.db
     """
-    _browse(db, replay=_replay_settings(to, ca, token))
+    _browse(db, replay=_replay_settings(to, ca, token, allow_plain_http=allow_plain_http))
 
 
-@main.command()
+@main.command(short_help="The proxy and the browser together.")
 @_recording_options
 @click.option("--token", metavar="T", help="Access token for replays (default: $XERO_ACCESS_TOKEN; else asked).")
 @user_errors
@@ -477,7 +499,7 @@ def _fail_on_option(default: str, help_text: str) -> Callable[[F], F]:
     )
 
 
-@main.command()
+@main.command(short_help="Check XML files against an endpoint's schema.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True, dir_okay=False))
 @click.option(
     "--endpoint",
@@ -523,7 +545,7 @@ def validate(files: tuple[str, ...], endpoint: str, response: bool, fail_on: str
     sys.exit(1 if fails(fail_on, errors, warnings) else 0)
 
 
-@main.command()
+@main.command(short_help="Failed calls and findings, for people and CI.")
 @_db_option("SQLite file to report on.")
 @click.option(
     "--format",
@@ -559,7 +581,7 @@ def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str
     sys.exit(1 if r.failed(fail_on) else 0)
 
 
-@main.command()
+@main.command(short_help="Check stored bodies again after a schema change.")
 @_db_option("SQLite file to re-check.")
 @_catalog_option
 @user_errors
@@ -586,7 +608,7 @@ def revalidate(db: str, catalogs: tuple[str, ...]) -> None:
     )
 
 
-@main.command("import")
+@main.command("import", short_help="Import a HAR or mitmproxy flow file.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @_db_option("SQLite file to import into (created if missing).")
 @click.option("--keep-secrets", is_flag=True, help="Store tokens and keys as they are (default: fingerprints).")
@@ -634,7 +656,7 @@ def import_(
     click.echo(result.summary())
 
 
-@main.command()
+@main.command(short_help="Write flows as HAR, curl or mitmproxy flows.")
 @click.argument("ids", nargs=-1, type=int)
 @_db_option("SQLite file to export from.")
 @click.option(
@@ -656,9 +678,10 @@ def export(
 
     Secrets leave redacted; curl names each as a shell variable (${XERO_ACCESS_TOKEN}).
 
-    Examples: xero-inspector export --format har -o calls.har;
-    xero-inspector export --format curl --filter "~err" > failed.sh;
-    xero-inspector export --format mitm -o calls.mitm && mitmproxy -r calls.mitm
+    Example: xero-inspector export --format curl --filter "~failed" -o failed.sh
+
+    (or --format har -o calls.har for browsers and other proxies; --format mitm -o calls.mitm,
+    then mitmproxy -r calls.mitm)
     """
     from .export import export_flows
 
@@ -668,7 +691,7 @@ def export(
     click.echo(f"{n} flow(s) exported as {fmt}" + (f" to {output}" if output else ""), err=True)
 
 
-@main.command()
+@main.command(short_help="The endpoint catalog and its schemas.")
 @click.option("--family", help="Only this API family (xpm-3.0, accounting-2.0, ...).")
 @click.option("--schemas-only", is_flag=True, help="Only endpoints whose request body has a schema.")
 @_catalog_option
@@ -697,7 +720,7 @@ def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...])
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4])
 
 
-@main.command()
+@main.command(short_help="Send recorded calls again and compare.")
 @click.argument("ids", nargs=-1, type=int)
 @_db_option("SQLite file the flows are in (and the replays go to).")
 @click.option(
@@ -715,6 +738,7 @@ def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...])
 )
 @click.option("--ca", type=click.Path(exists=True, dir_okay=False), help="Also trust this CA (besides SSL_CERT_FILE…).")
 @click.option("--keep-idempotency-key", is_flag=True, help="Send the recorded Idempotency-Key, not a fresh one.")
+@_allow_plain_http_option
 @click.option("--yes", is_flag=True, help="Replay POST/PUT/DELETE too: they create or change data.")
 @click.option("--keep-secrets", is_flag=True, help="Store the replays' tokens and keys as they are.")
 @_catalog_option
@@ -731,6 +755,7 @@ def replay(
     secrets: tuple[str, ...],
     ca: str | None,
     keep_idempotency_key: bool,
+    allow_plain_http: bool,
     yes: bool,
     keep_secrets: bool,
     catalogs: tuple[str, ...],
@@ -759,6 +784,7 @@ def replay(
             secrets=rp.parse_secrets(secrets),
             keep_idempotency_key=keep_idempotency_key,
             ca=ca,
+            allow_plain_http=allow_plain_http,
         )
         code = run_replay(db, ids, failed, filter_expr, since, opts, yes, keep_secrets, catalog, validator)
     except rp.ReplayError as e:
@@ -766,7 +792,7 @@ def replay(
     sys.exit(code)
 
 
-@main.command()
+@main.command(short_help="Compare two recorded exchanges.")
 @click.argument("a", type=int)
 @click.argument("b", type=int, required=False)
 @_db_option("SQLite file the flows are in.")

@@ -197,7 +197,7 @@ def har_entry(flow: StoredFlow, keep_secrets: bool = False) -> dict[str, object]
     response: dict[str, object] = {
         "status": r["status"] or 0,
         "statusText": r["reason"] or "",
-        "httpVersion": version,
+        "httpVersion": r["response_http_version"] or version,
         "cookies": [],
         "headers": _har_headers(flow.headers("response")),
         "content": _content(flow.response_body, r["response_content_type"]),

@@ -188,6 +188,7 @@ class Ingest:
             "request_headers": json.dumps(req_headers),
             "status": rec.status,
             "reason": rec.reason,
+            "response_http_version": rec.response_http_version,
             "response_headers": json.dumps(resp_headers) if resp_headers is not None else None,
             "error": rec.error,
         }

@@ -52,7 +52,7 @@ def to_http_flow(stored: StoredFlow, keep_secrets: bool = False) -> http.HTTPFlo
         if flow.response_body is None and r["response_size"] is None:
             resp.raw_content = None
         resp.reason = r["reason"] or ""
-        resp.http_version = r["http_version"] or "HTTP/1.1"
+        resp.http_version = r["response_http_version"] or r["http_version"] or "HTTP/1.1"
         resp.timestamp_start = resp.timestamp_end = ended or started
         out.response = resp
     if r["error"]:

@@ -31,6 +31,7 @@ from .flows import StoredFlow
 from .ingest import Ingest
 from .record import FlowRecord, Headers, header
 from .redact import FINGERPRINT_RE, is_redacted, rewrite_form
+from .spawn import is_loopback
 from .store import insert, open_db, tenant_names
 from .validate import Validator
 
@@ -107,6 +108,7 @@ class Options:
     keep_idempotency_key: bool = False
     ca: str | None = None
     timeout: float = 30.0
+    allow_plain_http: bool = False  # to a host other than loopback: the token would travel in clear
 
     @staticmethod
     def env_token() -> str | None:
@@ -117,6 +119,7 @@ class Options:
 class Prepared:
     request: Request
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # said before sending (plain HTTP, allowed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +191,22 @@ def prepare(req: Request, catalog: Catalog, opts: Options, flow_id: int | str = 
     if opts.secrets:
         req = replace(req, url=_fill_query(req.url, opts.secrets), body=_fill_form(req, opts.secrets))
     _refuse_placeholders(req, flow_id)
-    return Prepared(req, tuple(notes))
+    return Prepared(req, tuple(notes), _plain_http(req, opts, flow_id))
+
+
+def _plain_http(req: Request, opts: Options, flow_id: int | str) -> tuple[str, ...]:
+    """A token or key never travels in clear unless asked: plain HTTP goes to loopback (the
+    mock, a local stub) only, or anywhere with --allow-plain-http, and then it is said."""
+    wire = urlsplit(target_url(req.url, opts.to))
+    host = wire.hostname or ""
+    if wire.scheme != "http" or is_loopback(host):
+        return ()
+    if not opts.allow_plain_http:
+        raise ReplayError(
+            f"flow {flow_id}: refusing to send it over plain HTTP to {host}, where its token and keys would "
+            "travel in clear; use an https:// target, or pass --allow-plain-http"
+        )
+    return (f"sending over plain HTTP to {host}: the token and keys travel in clear (--allow-plain-http)",)
 
 
 def _header_name(headers: Headers, name: str, default: str) -> str:

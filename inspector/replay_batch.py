@@ -71,6 +71,8 @@ def run_replay(
         return 0
     with Replayer(db, catalog, validator, opts, keep_secrets) as replayer:
         plans = _prepare_all(replayer, flows, yes)
+        for warning in dict.fromkeys(w for _, plan in plans for w in plan.warnings):
+            err.print(f"warning: {warning}", style="yellow", highlight=False, soft_wrap=True)
         results = []
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("replaying", total=len(plans))

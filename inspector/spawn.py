@@ -45,8 +45,8 @@ def exposure_warning(host: str) -> str:
     )
 
 
-def check_port(host: str, port: int) -> None:
-    """Fail before mitmproxy starts, with one clear line, if the address is taken."""
+def check_port(host: str, port: int, what: str = "another proxy") -> None:
+    """Fail before a server starts, with one clear line, if the address is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -54,7 +54,7 @@ def check_port(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise PortInUse(f"{host}:{port} is already in use (another proxy? pick one with --listen)") from e
+                raise PortInUse(f"{host}:{port} is already in use ({what}? pick another with --listen)") from e
             raise
 
 

@@ -100,7 +100,14 @@ _V1_FLOW_COLUMNS: dict[str, type] = {
     "request_headers": str,
     "response_headers": str,
 }
-FLOW_COLUMNS: dict[str, type] = {**_V1_FLOW_COLUMNS, "errors": int, "warnings": int, "marked": int, "comment": str}
+FLOW_COLUMNS: dict[str, type] = {
+    **_V1_FLOW_COLUMNS,
+    "errors": int,
+    "warnings": int,
+    "marked": int,
+    "comment": str,
+    "response_http_version": str,
+}
 FINDING_COLUMNS: dict[str, type] = {
     "id": int,
     "flow_id": int,
@@ -270,6 +277,12 @@ def _v6_failed_means_failed(db: Database) -> None:
     )
 
 
+def _v7_response_http_version(db: Database) -> None:
+    """The answer's HTTP version, which may differ from the request's (HTTP/2 from the app,
+    HTTP/1.1 from Xero through the proxy): captured all along, now kept."""
+    db.execute("ALTER TABLE flows ADD COLUMN response_http_version TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_initial,
     _v2_findings,
@@ -277,6 +290,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v4_views,
     _v5_status_by_id,
     _v6_failed_means_failed,
+    _v7_response_http_version,
 )
 VIEWS = ("failed_calls", "schema_violations", "rate_limits", "endpoint_summary")
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -31,6 +31,7 @@ from .ingest import Ingest, Ingested
 from .record import FlowRecord
 from .redact import Redactor
 from .store import BUSY_TIMEOUT_MS, StoreError, insert, open_db, save_recorder, tenant_names
+from .text import plural
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -333,6 +334,11 @@ class Writer:
 
 
 def log_stored(flow_id: int, row: dict[str, Any]) -> None:
+    log.info(flow_line(flow_id, row))
+
+
+def flow_line(flow_id: int, row: dict[str, Any]) -> str:
+    """The proxy's line for one recorded exchange (``proxy`` without --quiet)."""
     what = "/".join(x for x in (row.get("resource"), row.get("operation")) if x)
     status = row.get("status") or "---"
     # A log is not the store: keys in the URL are fingerprinted here even with --keep-secrets.
@@ -343,5 +349,5 @@ def log_stored(flow_id: int, row: dict[str, Any]) -> None:
         line += f": {detail}"
     errors, warnings = row.get("errors") or 0, row.get("warnings") or 0
     if errors or warnings:
-        line += f" · {errors} error(s), {warnings} warning(s)"
-    log.info(line)
+        line += f" · {plural(errors, 'error')}, {plural(warnings, 'warning')}"
+    return line

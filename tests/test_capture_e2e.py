@@ -298,6 +298,7 @@ def test_http2_client(proxy: ProxyProcess, token: str) -> None:
     assert (answer.protocol, answer.status) == ("h2", 200) and b"<StaffList>" in answer.body
     (row,) = flows_marked(proxy, "h2")
     assert (row["http_version"], row["url"], row["family"]) == ("HTTP/2.0", f"{XPM}/staff.api/list", "xpm-3.0")
+    assert row["response_http_version"] == "HTTP/1.1"  # the mock's own answer, through the proxy
 
 
 def test_keep_secrets_flag_stores_them_as_they_are(tmp_path: Path, confdir: Path, mock: MockXero) -> None:

@@ -6,26 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from inspector.cli import main, parse_listen
 from inspector.spawn import free_port
-
-COMMANDS = [
-    "proxy",
-    "ca",
-    "mock",
-    "demo",
-    "tui",
-    "up",
-    "validate",
-    "report",
-    "revalidate",
-    "endpoints",
-    "replay",
-    "diff",
-]
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -34,10 +20,35 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     )
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", list(main.commands))  # type: ignore[attr-defined]
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0 and "Example: xero-inspector " + command in result.output
+
+
+def test_every_option_says_what_it_is_for() -> None:
+    for name, command in main.commands.items():  # type: ignore[attr-defined]
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                assert param.help, f"{name} {param.opts[0]} has no help"
+
+
+def test_no_arguments_prints_the_usage_and_the_commands_whole() -> None:
+    result = run_cli()
+    assert result.returncode == 2 and result.stderr == ""
+    assert result.stdout.startswith("Usage: xero-inspector [OPTIONS] COMMAND") and "error" not in result.stdout
+    listed = result.stdout.split("Commands:\n", 1)[1].splitlines()
+    assert {line.split()[0] for line in listed if line.strip()} == set(main.commands)  # type: ignore[attr-defined]
+    assert not any(line.rstrip().endswith("...") for line in listed), listed
+
+
+def test_mock_on_a_taken_port_names_the_address_and_the_flag() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        one_line_error(run_cli("mock", "--listen", f"127.0.0.1:{port}"), f"127.0.0.1:{port} is already in use")
+        assert "--listen" in run_cli("mock", "--listen", f"127.0.0.1:{port}").stderr
 
 
 def test_version() -> None:
@@ -62,6 +73,7 @@ def test_ca_creates_the_ca_and_says_how_to_trust_it(tmp_path: Path) -> None:
         "curl --proxy http://127.0.0.1:9090",
         "update-ca-certificates",
         "HTTPS_PROXY=http://127.0.0.1:9090",
+        "Bearer $XERO_ACCESS_TOKEN",  # the variable every other command uses
     ):
         assert needle in out, needle
     path_only = CliRunner().invoke(main, ["ca", "--confdir", str(tmp_path), "--path"])

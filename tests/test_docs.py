@@ -91,3 +91,17 @@ def test_the_readme_validate_example_prints_what_the_readme_shows(tmp_path: Path
     )
     assert result.returncode == 1  # errors found
     assert result.stdout + result.stderr == shown
+
+
+def test_the_readme_per_exchange_line_is_the_proxys() -> None:
+    """The line the README shows is what the proxy prints for that exchange (timestamp aside)."""
+    from inspector.ingest import Ingest
+    from inspector.validate import Validator
+    from inspector.writer import flow_line
+    from tests.test_ingest import record
+
+    (shown,) = [line for line in README.splitlines() if re.match(r"^\[\d\d:\d\d:\d\d\.\d{3}\] #\d+ ", line)]
+    stamp, flow_id = shown.split("] ", 1)[0] + "] ", int(shown.split("#", 1)[1].split()[0])
+    job = b"<Job><Name>A</Name><ClientID>1</ClientID><StartDate>20240101</StartDate><DueDate>20240102</DueDate></Job>"
+    row = Ingest(Catalog.load(), validator=Validator())(record(request_body=job)).flow
+    assert stamp + flow_line(flow_id, row) == shown

@@ -139,3 +139,22 @@ def test_timestamps_and_sizes_when_nothing_was_captured() -> None:
     f = Ingest(CATALOG)(record(request_body=None, ended_at=None)).flow
     assert f["request_format"] == "none" and f["request_size"] is None and f["duration_ms"] is None
     assert time.time() > f["started_at"]
+
+
+def test_nothing_a_record_carries_is_dropped_between_ingest_and_store() -> None:
+    """Every FlowRecord field has a column of its own, or a named home elsewhere; and ingest
+    fills every column of a flow row (the counts and the user's marks aside)."""
+    from dataclasses import fields
+
+    from inspector.store import FLOW_COLUMNS
+
+    elsewhere = {
+        "request_body": "the bodies table",
+        "response_body": "the bodies table",
+        "content_decoded": "how the bodies are read",
+        "token": "the token_* columns",
+    }
+    assert {f.name for f in fields(FlowRecord)} - set(FLOW_COLUMNS) == set(elsewhere)
+    row = Ingest(CATALOG)(record(response_http_version="HTTP/2.0")).flow
+    assert set(FLOW_COLUMNS) - set(row) == {"id", "marked", "comment", "ingest_error"}  # the last: on failure
+    assert row["response_http_version"] == "HTTP/2.0" and row["http_version"] == "HTTP/1.1"

@@ -29,7 +29,7 @@ XPM = "https://api.xero.com/practicemanager/3.0"
 # What an exchange is, ids and import bookkeeping aside. Raw (on-the-wire) sizes are left out:
 # HAR keeps bodies decoded. client_addr too: HAR has no field for it.
 SAME = (
-    "method, url, http_version, status, reason, error, family, resource, operation, endpoint, tenant_id, "
+    "method, url, http_version, response_http_version, status, reason, error, family, resource, operation, endpoint, tenant_id, "
     "correlation_id, outcome, api_status, api_error, api_error_kind, token_exp, token_scopes, rl_day_remaining, "
     "rl_minute_remaining, retry_after, rate_limit_problem, errors, warnings, request_headers, response_headers, "
     "request_format, response_format, request_size, response_size, request_truncated, response_truncated, "

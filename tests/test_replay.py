@@ -323,3 +323,61 @@ def test_a_token_replaces_only_a_bearer_and_a_redacted_basic_is_refused() -> Non
     assert prepare(bare, catalog, Options(token="t0k")).request.header("authorization") == "Bearer t0k"
     with pytest.raises(NeedsToken):
         prepare(replace(bare, headers=(("authorization", f"Bearer {fingerprint('x')}"),)), catalog, Options())
+
+
+def _this_hosts_address() -> str | None:
+    """An address of this machine that is not loopback (no packet is sent to find it)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the outgoing interface
+        except OSError:
+            return None
+        address = s.getsockname()[0]
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_a_token_never_travels_in_clear_unless_asked(recorded: Recorded, db: Path) -> None:
+    """Plain HTTP to loopback (the mock, a stub) is fine; to any other host it is refused,
+    and with --allow-plain-http it is sent and said."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    address = _this_hosts_address()
+    if address is None:
+        pytest.skip("this machine has no address other than loopback")
+    seen: list[str | None] = []
+
+    class Stub(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((address, 0), Stub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    plain = f"http://{address}:{server.server_address[1]}"
+    clients = str(recorded.ids["clients"])
+    try:
+        refused = replay_cli(db, clients, "--to", plain, token="secret-token")
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert f"refusing to send it over plain HTTP to {address}" in refused.stderr
+        assert "--allow-plain-http" in refused.stderr and seen == [] and replays(db) == []
+
+        allowed = replay_cli(db, clients, "--to", plain, "--allow-plain-http", token="secret-token")
+        assert allowed.returncode == 0, allowed.stderr
+        assert f"warning: sending over plain HTTP to {address}: the token and keys travel in clear" in allowed.stderr
+        assert seen == ["Bearer secret-token"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    # loopback over plain HTTP needs no flag (a local stub): refused only for want of a listener
+    from inspector.spawn import free_port
+
+    local = replay_cli(db, clients, "--to", f"http://127.0.0.1:{free_port()}", token="x")
+    assert local.returncode == 1 and "ConnectError" in local.stdout and "plain HTTP" not in local.stderr

@@ -234,7 +234,7 @@ def test_revalidate_applies_a_user_schema_to_stored_bodies(db_path: Path, tmp_pa
         'requests = [{ method = "POST", path = "job.api/add", roots = ["Job"] }]\n'
     )
     r = invoke("revalidate", "--db", str(db_path), "--catalog", str(catalog))
-    assert r.exit_code == 0 and "3 flows revalidated" in r.output and "1 flow(s) changed" in r.output
+    assert r.exit_code == 0 and "3 flows revalidated" in r.output and "; 1 flow changed" in r.output
     with open_db(db_path, create=False) as db:
         messages = [m for (m,) in db.execute("SELECT message FROM findings WHERE flow_id = 1")]
         assert messages == ["<Job> is missing required <Budget>"]

@@ -80,11 +80,11 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
 
 def test_a_v1_file_with_flows_gains_findings_and_zero_counts(tmp_path: Path) -> None:
     path = tmp_path / "flows.db"
-    v1_row = {c: v for c, v in Ingest(Catalog.load())(record()).flow.items() if c not in ("errors", "warnings")}
+    v1_row = {c: v for c, v in Ingest(Catalog.load())(record()).flow.items() if c in store._V1_FLOW_COLUMNS}
     with open_db(path, migrations=store.MIGRATIONS[:1]) as db:
         db.table("flows").insert({"id": 1, **v1_row})
     with open_db(path) as db:
-        assert store.schema_version(db) == SCHEMA_VERSION == 6
+        assert store.schema_version(db) == SCHEMA_VERSION == 7
         flow = next(db.query("select errors, warnings, marked, comment from flows"))
         assert flow == {"errors": 0, "warnings": 0, "marked": 0, "comment": None} and db.table("findings").count == 0
         # v5: the newest page of a status filter walks an index in id order, with no sort

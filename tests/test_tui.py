@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -316,3 +317,36 @@ async def test_help_and_palette_commands(db: Path) -> None:
         await pilot.press("escape")
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Filter: Failed calls" in titles and "Filter: Xero errors" in titles and "Export" in titles
+
+
+async def test_quitting_while_a_worker_reads_waits_for_it(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing a connection another thread is reading from crashes the process (seen in CI as a
+    segfault at quit): the browser closes each one only once its worker is done with it."""
+    import threading
+
+    from inspector.tui import app as app_module
+
+    real, armed, reading = app_module.max_id, threading.Event(), threading.Event()
+    outcomes: list[object] = []
+
+    def slow_max_id(conn: sqlite3.Connection) -> int:
+        if not armed.is_set():
+            return real(conn)
+        reading.set()
+        time.sleep(0.5)  # the user quits now
+        try:
+            outcomes.append(real(conn))
+        except Exception as e:  # closed under us
+            outcomes.append(e)
+            raise
+        return int(outcomes[-1])  # type: ignore[call-overload]
+
+    monkeypatch.setattr(app_module, "max_id", slow_max_id)
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, app)
+        armed.set()
+        with open_db(db) as other:  # new rows: the next poll reads the newest id
+            fill(other, 1, Traffic(start=1_790_200_000.0))
+        await until(pilot, reading.is_set)
+    assert len(outcomes) == 1 and isinstance(outcomes[0], int), outcomes

@@ -126,3 +126,21 @@ def test_marks_and_comments_are_filterable(tmp_path: Path) -> None:
         assert [r.id for r in FlowQuery("~marked").at(conn, 0, 10)] == ids[:2]
         rows = FlowQuery("~comment ticket").at(conn, 0, 10)
         assert [(r.id, r.comment) for r in rows] == [(ids[3], "ClientID typo, see ticket 42")]
+
+
+@pytest.mark.parametrize(
+    ("body", "fmt", "pretty"),
+    [
+        ("<Job><Name>A</Name></Job>", "xml", True),  # one line, however short
+        ("<?xml version='1.0'?>\n<Job><Name>A</Name><ClientID>1</ClientID></Job>", "xml", True),
+        ("<Job>\n  <Name>A</Name>\n  <ClientID>1</ClientID>\n</Job>\n", "xml", False),  # laid out already
+        ("<Name>" + "x" * 300 + "</Name>", "xml", True),  # a line past LONG_LINE
+        ('{"Invoices":[{"InvoiceID":"1","Total":2}]}', "json", True),
+        ('{\n  "Total": 2\n}', "json", False),
+        ("a=1&b=<x><y/></x>", "form", False),
+    ],
+)
+def test_a_body_sent_minified_is_pretty_printed_whatever_its_length(body: str, fmt: str, pretty: bool) -> None:
+    from inspector.tui.document import minified
+
+    assert minified(body, fmt) is pretty

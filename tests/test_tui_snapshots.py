@@ -52,6 +52,14 @@ async def settle(pilot: Pilot) -> None:
     app = pilot.app
     assert isinstance(app, InspectorApp)
     await until(pilot, lambda: app.flows.counted and not app.flows.pending and not app.workers)
+    bar = app.flows.vertical_scrollbar  # drawn from its own copy of the scroll state: wait for it to agree
+    await until(
+        pilot,
+        lambda: (
+            not app.flows.show_vertical_scrollbar
+            or (bar.position == app.flows.scroll_y and bar.window_virtual_size == app.flows.virtual_size.height)
+        ),
+    )
     await pilot.pause(0.2)
 
 

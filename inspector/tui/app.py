@@ -146,8 +146,12 @@ class InspectorApp(App[None]):
         self.recorder: RecorderStatus | None = None
         self._poll_conn = flows.connect(self.db_path)
         self._count_conn = flows.connect(self.db_path)
+        # Each connection is used by one worker at a time, under its lock; closing takes the
+        # lock too, since closing a connection while another thread uses it crashes the process.
+        self._poll_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._closing = False
         self._write_conn: sqlite3.Connection | None = None
         self._version = -1
         self._requested = ""
@@ -187,11 +191,17 @@ class InspectorApp(App[None]):
         self.list_header.update(header_text(message.columns))
 
     def on_unmount(self) -> None:
+        self._closing = True
+        self._count_conn.interrupt()  # a count over a million rows is not waited for
         self.reader.close()
         self.replays.close()
-        for c in (self._poll_conn, self._count_conn, self._write_conn):
-            if c is not None:
-                c.close()
+        with self._poll_lock:
+            self._poll_conn.close()
+        with self._count_lock:
+            self._count_conn.close()
+        with self._write_lock:
+            if self._write_conn is not None:
+                self._write_conn.close()
 
     # -- filter ---------------------------------------------------------------------------
     def apply_filter(self, expr: str) -> None:
@@ -209,6 +219,8 @@ class InspectorApp(App[None]):
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
     def count(self, seq: int, query: FlowQuery, keep: int | None) -> None:
         with self._count_lock:
+            if self._closing:
+                return
             conn = self._count_conn
             try:
                 top = max_id(conn)
@@ -273,15 +285,19 @@ class InspectorApp(App[None]):
     # -- live -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def poll(self) -> None:
-        conn = self._poll_conn
-        version = data_version(conn)
-        if version == self._version:
-            return
-        self._version = version
-        seq, query, seen = self.filter_seq, self.flows.flow_query, self.flows.upto
-        top = max_id(conn)
-        added = query.count(conn, seen, top) if top > seen else 0
-        self.post_message(Polled(seq, added, top, recorder_status(conn), tenant_names(conn)))
+        with self._poll_lock:
+            if self._closing:
+                return
+            conn = self._poll_conn
+            version = data_version(conn)
+            if version == self._version:
+                return
+            self._version = version
+            seq, query, seen = self.filter_seq, self.flows.flow_query, self.flows.upto
+            top = max_id(conn)
+            added = query.count(conn, seen, top) if top > seen else 0
+            polled = Polled(seq, added, top, recorder_status(conn), tenant_names(conn))
+        self.post_message(polled)
 
     def on_polled(self, message: Polled) -> None:
         self.recorder = message.recorder
@@ -391,6 +407,8 @@ class InspectorApp(App[None]):
 
     # -- edits (each in a worker, on the write connection) --------------------------------
     def _writer(self) -> sqlite3.Connection:
+        if self._closing:
+            raise StoreError("the browser is closing")
         if self._write_conn is None:
             self._write_conn = flows.connect(self.db_path, readonly=False)
         return self._write_conn
@@ -555,6 +573,8 @@ class InspectorApp(App[None]):
         except ReplayError as e:
             self.notify(str(e), severity="error")
             return
+        for warning in prepared.warnings:
+            self.notify(warning, severity="warning")
         if not prepared.request.writes:
             self._send(flow, prepared)
             return

@@ -1,7 +1,8 @@
 """One side of an exchange as lines to show: start line, headers, then the body.
 
-The body is pretty-printed when it was sent minified (XML re-indented, JSON indented) and
-shown as sent otherwise, so the line numbers findings carry stay the ones on screen; a
+The body is pretty-printed when it was sent minified (two elements or keys to a line, as a
+one-line body has, or a line past LONG_LINE: XML re-indented, JSON indented) and shown as sent
+otherwise, so the line numbers findings carry stay the ones on screen; a
 finding on a pretty body is placed by its XPath. XML and JSON are highlighted by Pygments'
 lexers (through Rich); binary is shown as size and hex. Findings are drawn under their line.
 """
@@ -53,7 +54,7 @@ def start_line(flow: StoredFlow, side: str) -> Text:
         return Text.assemble((r["method"], "bold"), " ", r["url"], " ", (r["http_version"] or "", "dim"))
     if r["status"] is None:
         return Text(f"no response: {r['error'] or 'none recorded'}", style="bold red")
-    version = r["http_version"] or "HTTP/1.1"
+    version = r["response_http_version"] or r["http_version"] or "HTTP/1.1"
     return Text.assemble((version, "dim"), " ", (str(r["status"]), "bold"), " ", r["reason"] or "")
 
 
@@ -87,8 +88,20 @@ def _pretty_json(data: str) -> str | None:
         return None
 
 
-def minified(data: str) -> bool:
-    return any(len(line) > LONG_LINE for line in data.splitlines())
+_START_TAG = re.compile(r"<[A-Za-z_]")
+
+
+def minified(data: str, fmt: str | None) -> bool:
+    """Sent without its own layout: some line holds two elements (XML) or two keys (JSON), as
+    one-line bodies of any length do, or runs past LONG_LINE. Pretty XML has one start tag a line."""
+    for line in data.splitlines():
+        if len(line) > LONG_LINE:
+            return True
+        if fmt == "xml" and len(_START_TAG.findall(line)) > 1:
+            return True
+        if fmt == "json" and line.count('":') > 1:
+            return True
+    return False
 
 
 def _hex(data: bytes) -> list[Text]:
@@ -133,7 +146,7 @@ def build(flow: StoredFlow, side: str, pretty: bool | None = None) -> Document:
         doc.lines += _hex(body)
         _unplaced(doc, findings)
         return doc
-    want_pretty = minified(body) if pretty is None else pretty
+    want_pretty = minified(body, fmt) if pretty is None else pretty
     shown, tree, doc.mode = body, None, "as-sent"
     if want_pretty and fmt in ("xml", "json"):
         if fmt == "xml" and (px := pretty_xml(body)) is not None:

@@ -311,6 +311,13 @@ class FlowList(ScrollView, can_focus=True):
             self.scroll_to(y=self.cursor, animate=False, force=True)
         elif self.cursor >= top + height:
             self.scroll_to(y=self.cursor - height + 1, animate=False, force=True)
+        # Textual moves the scrollbar's thumb with scroll_y only while the bar is shown: when a
+        # new list scrolls before its bar appears, the thumb would sit at the top, misleading.
+        self.call_after_refresh(self._sync_scrollbar)
+
+    def _sync_scrollbar(self) -> None:
+        if self.show_vertical_scrollbar:
+            self.vertical_scrollbar.position = self.scroll_y
 
     def move_to(self, index: int) -> None:
         if self.total:

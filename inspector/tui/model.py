@@ -83,6 +83,7 @@ class Reader:
         self._free: list[sqlite3.Connection] = []
         self._busy: set[sqlite3.Connection] = set()
         self._lock = threading.Lock()
+        self._closed = False
 
     @contextmanager
     def conn(self) -> Iterator[sqlite3.Connection]:
@@ -97,7 +98,10 @@ class Reader:
         finally:
             with self._lock:
                 self._busy.discard(c)
-                self._free.append(c)
+                if self._closed:  # closed while borrowed: closed now, by the thread that used it
+                    c.close()
+                else:
+                    self._free.append(c)
 
     def interrupt(self) -> None:
         with self._lock:
@@ -105,7 +109,12 @@ class Reader:
                 c.interrupt()
 
     def close(self) -> None:
+        """Close what is idle; a connection a worker holds closes when it is given back (closing
+        a connection another thread is using crashes the process)."""
         with self._lock:
+            self._closed = True
+            for c in self._busy:
+                c.interrupt()
             for c in self._free:
                 c.close()
             self._free.clear()
