@@ -38,8 +38,10 @@ def test_up_starts_a_proxy_for_the_browser_and_stops_it_after(tmp_path: Path, co
         wait_for_rows(db, "SELECT id FROM flows", 1)
 
     args = ["--confdir", str(confdir), "--redirect", mock.url, "--upstream-ca", str(mock.ca_path)]
-    result = up(str(db), "127.0.0.1", port, args, browse, lambda _: None)
+    said: list[str] = []
+    result = up(str(db), "127.0.0.1", port, args, browse, said.append)
     ((proc, log),) = seen
+    assert said[-1] == f"proxy stopped; recorded into {db}"  # not "proxy stopped (0)"
     assert proc is not None and proc.poll() is not None and result.proxy_exit in (0, -2)
     assert result.reused is None and log == f"{db}.proxy.log" and Path(log).exists()
     assert running_recorder(db) is None  # it said it stopped
