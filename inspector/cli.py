@@ -287,13 +287,10 @@ def mock(
     Example: xero-inspector mock --listen 127.0.0.1:8443
     """
     from .samples.mock_xero import DEFAULT_SCOPES, MockConfig, MockXero
-    from .spawn import PortInUse, check_port
+    from .spawn import check_port
 
     host, port = parse_listen(listen, 8443)
-    try:
-        check_port(host, port, "another mock")
-    except PortInUse as e:
-        raise UserError(str(e)) from e
+    check_port(host, port, "another mock")  # PortInUse is an OSError: one line, naming --listen
     config = MockConfig(
         minute_limit=minute_limit, day_limit=day_limit, app_minute_limit=app_minute_limit, token_lifetime=token_lifetime
     )

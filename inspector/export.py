@@ -179,11 +179,10 @@ def _content(body: str | bytes | None, mime: str | None) -> dict[str, object]:
 def har_entry(flow: StoredFlow, keep_secrets: bool = False) -> dict[str, object]:
     flow = outgoing(flow, keep_secrets)
     r = flow.row
-    version = r["http_version"] or "HTTP/1.1"
     request: dict[str, object] = {
         "method": r["method"],
         "url": r["url"],
-        "httpVersion": version,
+        "httpVersion": flow.http_version("request"),
         "cookies": [],
         "headers": _har_headers(flow.headers("request")),
         "queryString": [{"name": k, "value": v} for k, v in parse_qsl(urlsplit(r["url"]).query, True)],
@@ -197,7 +196,7 @@ def har_entry(flow: StoredFlow, keep_secrets: bool = False) -> dict[str, object]
     response: dict[str, object] = {
         "status": r["status"] or 0,
         "statusText": r["reason"] or "",
-        "httpVersion": r["response_http_version"] or version,
+        "httpVersion": flow.http_version("response"),
         "cookies": [],
         "headers": _har_headers(flow.headers("response")),
         "content": _content(flow.response_body, r["response_content_type"]),

@@ -41,6 +41,12 @@ class StoredFlow:
     def body(self, side: str) -> str | bytes | None:
         return self.request_body if side == "request" else self.response_body
 
+    def http_version(self, side: str) -> str:
+        """The side's HTTP version; an answer recorded before it was stored separately (or
+        with none) is taken to be in the request's."""
+        version = self.row.get("response_http_version") if side == "response" else None
+        return str(version or self.row["http_version"] or "HTTP/1.1")
+
     @property
     def failure(self) -> str | None:
         """Why this call failed (``facts.failure``), or None."""

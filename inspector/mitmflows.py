@@ -42,7 +42,7 @@ def to_http_flow(stored: StoredFlow, keep_secrets: bool = False) -> http.HTTPFlo
     out.request.headers = http.Headers(fields)  # make() adds a content-length the call may not have had
     if flow.request_body is None and r["request_size"] is None:
         out.request.raw_content = None  # not captured (mitmproxy's own "streamed"), not empty
-    out.request.http_version = r["http_version"] or "HTTP/1.1"
+    out.request.http_version = flow.http_version("request")
     out.request.timestamp_start = started
     out.request.timestamp_end = started
     if r["status"] is not None:
@@ -52,7 +52,7 @@ def to_http_flow(stored: StoredFlow, keep_secrets: bool = False) -> http.HTTPFlo
         if flow.response_body is None and r["response_size"] is None:
             resp.raw_content = None
         resp.reason = r["reason"] or ""
-        resp.http_version = r["response_http_version"] or r["http_version"] or "HTTP/1.1"
+        resp.http_version = flow.http_version("response")
         resp.timestamp_start = resp.timestamp_end = ended or started
         out.response = resp
     if r["error"]:

@@ -54,8 +54,9 @@ def start_line(flow: StoredFlow, side: str) -> Text:
         return Text.assemble((r["method"], "bold"), " ", r["url"], " ", (r["http_version"] or "", "dim"))
     if r["status"] is None:
         return Text(f"no response: {r['error'] or 'none recorded'}", style="bold red")
-    version = r["response_http_version"] or r["http_version"] or "HTTP/1.1"
-    return Text.assemble((version, "dim"), " ", (str(r["status"]), "bold"), " ", r["reason"] or "")
+    return Text.assemble(
+        (flow.http_version("response"), "dim"), " ", (str(r["status"]), "bold"), " ", r["reason"] or ""
+    )
 
 
 def header_line(name: str, value: str) -> Text:

@@ -19,7 +19,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from .columns import Layout, fit, layout
-from .info import clock
+from .info import time_of_day
 from .messages import ColumnsChanged, FlowChosen, FlowHighlighted, PageLoaded
 from .model import FlowQuery, FlowRow, Reader
 
@@ -80,12 +80,11 @@ def row_text(row: FlowRow, names: dict[str, str], cols: Layout) -> Text:
         for n, text, st in ((row.errors, f"{row.errors}E", "bold red"), (row.warnings, f"{row.warnings}W", "yellow"))
         if n
     )
-    time_format = "%H:%M:%S" if cols.width("time") < 12 else None
     cells = {
         "mark": Text(
             ("●" if row.marked else " ") + ("✎" if row.comment else "↻" if row.replay_of else " "), "bold magenta"
         ),
-        "time": Text(clock(row.started_at, ms=time_format is None), "dim"),
+        "time": Text(time_of_day(row.started_at, ms=cols.width("time") >= 12), "dim"),  # .mmm if room
         "org": Text(org_label(row, names), "cyan"),
         "api": Text(row.family or "-"),
         "method": Text(row.method, "bold"),

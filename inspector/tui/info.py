@@ -17,7 +17,7 @@ def when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return time.strftime(fmt, time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
 
 
-def clock(ts: float | None, ms: bool = True) -> str:
+def time_of_day(ts: float | None, ms: bool = True) -> str:
     """The time of day, to the millisecond or to the second."""
     if ts is None or ms:
         return when(ts, "%H:%M:%S")
