@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
+from .text import safe
 
 if TYPE_CHECKING:  # imported where used, so `xero-inspector --help` starts fast
     from .catalog import Catalog
@@ -31,7 +32,7 @@ class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"xero-inspector: error: {self.format_message()}", err=True)
+        click.echo(f"xero-inspector: error: {safe(self.format_message())}", err=True)
 
 
 def user_errors(fn: F) -> F:
@@ -108,7 +109,7 @@ class Cli(click.Group):
             sys.exit(2)
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx else "xero-inspector"
-            click.echo(f"xero-inspector: error: {e.format_message()} (see `{where} --help`)", err=True)
+            click.echo(f"xero-inspector: error: {safe(e.format_message())} (see `{where} --help`)", err=True)
             sys.exit(2)
         except click.ClickException as e:
             e.show()
@@ -531,7 +532,7 @@ def validate(files: tuple[str, ...], endpoint: str, response: bool, fail_on: str
         data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
         found = check_file(validator, t, data)
         for f in found:
-            click.echo(format_finding("<stdin>" if name == "-" else name, f))
+            click.echo(safe(format_finding("<stdin>" if name == "-" else name, f), lines=True))
         e, w = counts(found)
         errors, warnings = errors + e, warnings + w
     click.echo(
@@ -572,7 +573,7 @@ def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str
         text = renderer(r, database, fail_on) if fmt == "junit" else renderer(r, database)
     if output:
         Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"{output}: {report_mod.summary(r)}", err=True)
+        click.echo(safe(f"{output}: {report_mod.summary(r)}"), err=True)
     else:
         click.echo(text, nl=False)
     sys.exit(1 if r.failed(fail_on) else 0)
@@ -650,7 +651,7 @@ def import_(
             raise UserError(f"{e}; nothing was imported") from e
         except re.error as e:
             raise click.BadParameter(f"not a regular expression: {e}", param_hint="--hosts") from e
-    click.echo(result.summary())
+    click.echo(safe(result.summary(), lines=True))
 
 
 @main.command(short_help="Write flows as HAR, curl or mitmproxy flows.")
@@ -731,7 +732,7 @@ def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...])
 @click.option("--token", metavar="T", help="Access token for the replays (default: $XERO_ACCESS_TOKEN).")
 @click.option("--tenant", metavar="ID", help="Send to this organisation (the xero-tenant-id header).")
 @click.option(
-    "--secret", "secrets", multiple=True, metavar="NAME=VALUE", help="Fill a redacted key (apiKey, xeroKey…)."
+    "--secret", "secrets", multiple=True, metavar="NAME=VALUE", help="Fill a redacted key (apiKey, X-Api-Key…)."
 )
 @click.option("--ca", type=click.Path(exists=True, dir_okay=False), help="Also trust this CA (besides SSL_CERT_FILE…).")
 @click.option("--keep-idempotency-key", is_flag=True, help="Send the recorded Idempotency-Key, not a fresh one.")

@@ -24,6 +24,7 @@ from rich.text import Text
 from . import xmlsafe
 from .bodies import sniff
 from .flows import StoredFlow
+from .text import safe
 
 # Different on every call by design; a change there says nothing about the fix.
 VOLATILE = frozenset(
@@ -233,13 +234,19 @@ def unified(d: FlowDiff) -> str:
     """The bodies as a unified diff (for a pipe, a CI log, an issue comment)."""
     out: list[str] = []
     for s in (d.request, d.response):
-        a = [r.a for r in s.rows if r.a is not None]
-        b = [r.b for r in s.rows if r.b is not None]
+        a = [safe(r.a) for r in s.rows if r.a is not None]
+        b = [safe(r.b) for r in s.rows if r.b is not None]
         out += difflib.unified_diff(a, b, f"#{d.a.id} {s.side}", f"#{d.b.id} {s.side}", lineterm="", n=CONTEXT)
     return "\n".join(out)
 
 
 # --- rendering (Rich: the CLI prints it, the browser shows it) --------------------------------
+
+
+def _text(text: str, style: str = "") -> Text:
+    """Text that came (partly) from traffic: never a raw control to the terminal."""
+    return Text(safe(text, lines=True), style=style)
+
 
 _STYLE = {"equal": "dim", "replace": "yellow", "delete": "red", "insert": "green"}
 
@@ -247,25 +254,25 @@ _STYLE = {"equal": "dim", "replace": "yellow", "delete": "red", "insert": "green
 def render(d: FlowDiff, full: bool = False) -> RenderableType:
     parts: list[RenderableType] = [_heading(d)]
     for s in (d.request, d.response):
-        parts.append(Text(f"\n{s.side.capitalize()} headers", style="bold"))
+        parts.append(_text(f"\n{s.side.capitalize()} headers", style="bold"))
         parts += _header_lines(s.headers)
         label = {"xml": "XML, canonical: attribute order and whitespace ignored", "json": "JSON, keys sorted"}
-        parts.append(Text(f"\n{s.side.capitalize()} body ({label.get(s.mode, s.mode)})", style="bold"))
+        parts.append(_text(f"\n{s.side.capitalize()} body ({label.get(s.mode, s.mode)})", style="bold"))
         if s.note:
-            parts.append(Text(f"  {s.note}", style="dim"))
+            parts.append(_text(f"  {s.note}", style="dim"))
         if not s.rows:
             parts.append(Text("  none on either side"))
         elif not s.body_changed and not full:
-            parts.append(Text(f"  the same ({len(s.rows)} lines)"))
+            parts.append(_text(f"  the same ({len(s.rows)} lines)"))
         else:
             parts.append(_body_table(d, s, full))
     parts.append(Text("\nFindings", style="bold"))
     if not d.gone and not d.new:
-        parts.append(Text(f"  the same ({len(d.b.findings)})"))
+        parts.append(_text(f"  the same ({len(d.b.findings)})"))
     for sign, style, fs in (("gone", "green", d.gone), ("new ", "red", d.new)):
         for f in fs:
             where = f" {f['xpath']}" if f.get("xpath") else ""
-            parts.append(Text(f"  {sign} {f['severity']} {f['side']}/{f['rule']}{where}: {f['message']}", style=style))
+            parts.append(_text(f"  {sign} {f['severity']} {f['side']}/{f['rule']}{where}: {f['message']}", style=style))
     return Group(*parts)
 
 
@@ -275,16 +282,16 @@ def _heading(d: FlowDiff) -> RenderableType:
         r = f.row
         status = f"{r['status']} {r['reason'] or ''}".strip() if r["status"] is not None else "no answer"
         problem = r.get("api_error") or r.get("error")
-        lines.append(Text.assemble((f"{label} #{f.id}  ", "bold"), f"{r['method']} {r['url']}"))
+        lines.append(Text.assemble((f"{label} #{f.id}  ", "bold"), safe(f"{r['method']} {r['url']}")))
         lines.append(
             Text.assemble(
                 " " * (len(label) + len(str(f.id)) + 4),
-                (f"{status} · {r['outcome']}", "green" if r["outcome"] == "ok" else "red"),
-                (f" · {problem}" if problem else "", "dim"),
+                (safe(f"{status} · {r['outcome']}"), "green" if r["outcome"] == "ok" else "red"),
+                (safe(f" · {problem}") if problem else "", "dim"),
             )
         )
     verdict = "the same" if d.same else f"{d.a.row['outcome']} → {d.b.row['outcome']}"
-    lines.append(Text(f"outcome: {verdict}", style="bold"))
+    lines.append(_text(f"outcome: {verdict}", style="bold"))
     return Group(*lines)
 
 
@@ -295,14 +302,14 @@ def _header_lines(headers: list[HeaderChange]) -> list[Text]:
         if h.volatile:
             continue
         if h.a is None:
-            lines.append(Text(f"  + {h.name}: {h.b}", style="green"))
+            lines.append(_text(f"  + {h.name}: {h.b}", style="green"))
         elif h.b is None:
-            lines.append(Text(f"  - {h.name}: {h.a}", style="red"))
+            lines.append(_text(f"  - {h.name}: {h.a}", style="red"))
         else:
-            lines.append(Text(f"  ~ {h.name}: {h.a} → {h.b}", style="yellow"))
+            lines.append(_text(f"  ~ {h.name}: {h.a} → {h.b}", style="yellow"))
     volatile = [h.name for h in headers if h.volatile]
     if volatile:
-        lines.append(Text(f"  (different on every call: {', '.join(volatile)})", style="dim"))
+        lines.append(_text(f"  (different on every call: {', '.join(volatile)})", style="dim"))
     return lines or [Text("  the same")]
 
 
@@ -314,13 +321,13 @@ def _body_table(d: FlowDiff, s: SideDiff, full: bool) -> Table:
     t.add_column(f"B #{d.b.id}", ratio=1, overflow="fold")
     for item in s.rows if full else folded(s.rows):
         if isinstance(item, int):
-            t.add_row("", Text(f"… {item} equal lines", style="dim italic"), "", "")
+            t.add_row("", _text(f"… {item} equal lines", style="dim italic"), "", "")
             continue
         style = _STYLE[item.tag]
         t.add_row(
             str(item.a_no or ""),
-            Text(item.a or "", style=style),
+            _text(item.a or "", style=style),
             str(item.b_no or ""),
-            Text(item.b or "", style=style),
+            _text(item.b or "", style=style),
         )
     return t

@@ -29,6 +29,7 @@ from .flows import StoredFlow, load
 from .query import Where
 from .redact import FINGERPRINT_RE, Redactor
 from .store import StoreError
+from .text import has_unsafe, json_safe, safe
 
 TOKEN_VARIABLE = "XERO_ACCESS_TOKEN"
 # Set by curl itself, or wrong once the body is re-sent decoded.
@@ -103,12 +104,15 @@ def write_curl(conn: sqlite3.Connection, ids: Iterable[int], out: TextIO, keep_s
             continue
         r = flow.row
         status = r["status"] if r["status"] is not None else "—"
-        note = f"# #{fid} {r['method']} {str(r['url']).split('?')[0]}  →  {status} {r['outcome']}"
+        note = safe(f"# #{fid} {r['method']} {str(r['url']).split('?')[0]}  →  {status} {r['outcome']}")
         if r["request_truncated"]:
             note += f"\n# the request body was cut at {r['request_size']} bytes when recorded: this sends only that"
         commands.append(f"{note}\n{curl(flow, keep_secrets)}\n")
     variables = curl_variables("".join(commands))
-    out.write("#!/bin/sh\n# xero-inspector: each recorded call as a curl command.\n")
+    script = "".join(commands)
+    # $'...' (see _quote) is bash's, not POSIX sh's (dash has no such quoting).
+    shell = "/usr/bin/env bash" if "$'" in script else "/bin/sh"
+    out.write(f"#!{shell}\n# xero-inspector: each recorded call as a curl command.\n")
     if variables:
         out.write("# Secrets were redacted; set these first: " + ", ".join(variables) + "\n")
         out.write("".join(f': "${{{v}:?set {v}}}"\n' for v in variables))
@@ -123,19 +127,42 @@ def _variable(field: str) -> str:
 
 
 def _sh(text: str, names: dict[str, str]) -> str:
-    """Shell-quoted ``text``; any fingerprint in it becomes a ``${VARIABLE}`` inside double quotes."""
-    if not FINGERPRINT_RE.search(text):
-        return shlex.quote(text)
-    out, pos = ['"'], 0
+    """Shell-quoted ``text``; any fingerprint in it becomes a ``"${VARIABLE}"`` between quoted pieces."""
+    out, pos = [], 0
     for m in FINGERPRINT_RE.finditer(text):
-        before = text[pos : m.start()]
-        out.append(re.sub(r'([\\"$`])', r"\\\1", before))
+        if m.start() > pos:
+            out.append(_quote(text[pos : m.start()]))
         if m.group(0) not in names:
             names[m.group(0)] = _name_for(text[: m.start()], len(names) + 1)
-        out.append("${" + names[m.group(0)] + "}")
+        out.append('"${' + names[m.group(0)] + '}"')
         pos = m.end()
-    out.append(re.sub(r'([\\"$`])', r"\\\1", text[pos:]) + '"')
+    if pos < len(text) or not out:
+        out.append(_quote(text[pos:]))
     return "".join(out)
+
+
+def _quote(text: str) -> str:
+    """One shell word. Text holding controls (an ESC in a crafted URL, say) is written in bash's
+    $'...' with every such character as an escape: the script sends the same bytes, and printing
+    it (cat, or export to stdout) hands the terminal no escape sequence."""
+    if not has_unsafe(text, lines=True):  # newlines and tabs are safe inside '...'
+        return shlex.quote(text)
+    body = "".join(c if c.isascii() and c.isprintable() and c not in "\\'" else _ansi_c(c) for c in text)
+    return f"$'{body}'"
+
+
+def _ansi_c(c: str) -> str:
+    if c in "\\'":
+        return "\\" + c
+    if c in "\n\t":
+        return c.encode("unicode_escape").decode()
+    if 0xDC80 <= ord(c) <= 0xDCFF:  # a byte that was not UTF-8: that byte again
+        return f"\\x{ord(c) - 0xDC00:02x}"
+    if ord(c) < 0x80:
+        return f"\\x{ord(c):02x}"
+    if not has_unsafe(c):
+        return c  # any other character is printable and goes as itself
+    return "".join(f"\\x{b:02x}" for b in c.encode("utf-8"))
 
 
 def _name_for(before: str, n: int) -> str:
@@ -262,7 +289,7 @@ def write_har(conn: sqlite3.Connection, ids: Iterable[int], out: TextIO, keep_se
         flow = load(conn, fid)
         if flow is None:
             continue
-        out.write((",\n" if n else "") + json.dumps(har_entry(flow, keep_secrets), ensure_ascii=False))
+        out.write((",\n" if n else "") + json_safe(json.dumps(har_entry(flow, keep_secrets), ensure_ascii=False)))
         n += 1
     out.write("\n]}}\n")
     return n

@@ -189,9 +189,23 @@ def prepare(req: Request, catalog: Catalog, opts: Options, flow_id: int | str = 
         req = req.with_header("cookie", None)  # Xero's APIs take no cookies; the recorded ones were redacted
         notes.append("Cookie: dropped (redacted when recorded)")
     if opts.secrets:
-        req = replace(req, url=_fill_query(req.url, opts.secrets), body=_fill_form(req, opts.secrets))
+        wanted = {k.lower(): v for k, v in opts.secrets.items()}
+        headers = tuple((k, wanted.get(k.lower(), v) if is_redacted(v) else v) for k, v in req.headers)
+        req = replace(req, url=_fill_query(req.url, opts.secrets), headers=headers, body=_fill_form(req, opts.secrets))
     _refuse_placeholders(req, flow_id)
+    _sendable(req, opts, flow_id)
     return Prepared(req, tuple(notes), _plain_http(req, opts, flow_id))
+
+
+def _sendable(req: Request, opts: Options, flow_id: int | str) -> None:
+    """Refuse, before anything is sent, what no HTTP client can send: a URL or header holding
+    controls (a crafted or damaged recording), said in one line."""
+    import httpx
+
+    try:
+        httpx.Request(req.method, target_url(req.url, opts.to), headers=list(req.headers))
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError, TypeError) as e:
+        raise ReplayError(f"flow {flow_id} cannot be sent as recorded: {e}") from e
 
 
 def _plain_http(req: Request, opts: Options, flow_id: int | str) -> tuple[str, ...]:
@@ -248,7 +262,7 @@ def _refuse_placeholders(req: Request, flow_id: int | str) -> None:
     if req.body and FINGERPRINT_RE.search(req.body.decode("utf-8", "replace")):
         where.append("the body")
     if where:
-        names = [w.split()[-1] for w in where if w.startswith("query parameter")]
+        names = [w.split()[-1] for w in where if w.startswith(("query parameter", "header"))]
         hint = f"pass --secret {names[0]}=VALUE" if names else "edit it, or record with --keep-secrets"
         raise ReplayError(f"flow {flow_id}: {', '.join(where)} held a secret redacted when recorded; {hint}")
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from .catalog import Catalog
 from .export import flow_ids
@@ -21,6 +22,7 @@ from .query import Where, compile_filter, failed_sql
 from .replay import SAFE_METHODS, Options, Prepared, Replayer, ReplayError, Result
 from .replay import since as since_time
 from .store import open_db
+from .text import safe
 from .validate import Validator
 
 _VERDICT_STYLE = {"fixed": "green", "ok": "", "still failing": "red", "newly failing": "bold red"}
@@ -72,7 +74,7 @@ def run_replay(
     with Replayer(db, catalog, validator, opts, keep_secrets) as replayer:
         plans = _prepare_all(replayer, flows, yes)
         for warning in dict.fromkeys(w for _, plan in plans for w in plan.warnings):
-            err.print(f"warning: {warning}", style="yellow", highlight=False, soft_wrap=True)
+            err.print(Text(safe(f"warning: {warning}")), style="yellow", highlight=False, soft_wrap=True)
         results = []
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("replaying", total=len(plans))
@@ -84,7 +86,7 @@ def run_replay(
         out.width = 200  # a CI log or a file: no reason to cut the table at 80 columns
     out.print(summary_table(flows, results))
     for line in notes(plans):
-        out.print(line, style="dim", highlight=False, overflow="ellipsis", no_wrap=True)
+        out.print(Text(safe(line)), style="dim", highlight=False, overflow="ellipsis", no_wrap=True)
     counts = {v: sum(r.verdict == v for r in results) for v in _VERDICT_STYLE}
     out.print(
         f"{len(results)} replayed: {counts['fixed']} fixed, {counts['still failing']} still failing, "
@@ -92,7 +94,8 @@ def run_replay(
         highlight=False,
     )
     if len(results) == 1:
-        out.print(f"compare: xero-inspector diff {results[0].original} {results[0].replay} --db {db}", highlight=False)
+        compare = f"compare: xero-inspector diff {results[0].original} {results[0].replay} --db {db}"
+        out.print(Text(safe(compare)), highlight=False)
     return 1 if any(r.failing for r in results) else 0
 
 
@@ -125,12 +128,12 @@ def summary_table(flows: list[StoredFlow], results: list[Result]) -> Table:
     for r in results:
         f = by_id[r.original]
         style = _VERDICT_STYLE[r.verdict]
-        t.add_row(
+        t.add_row(  # Text, not markup: a path or an error from traffic may hold "[" or escapes
             f"#{r.original} → #{r.replay}",
-            f"{f.row['method']} {f.row['endpoint'] or urlsplit(str(f.row['url'])).path}",
-            f"{f.row['status'] or '-'} {r.before} → {r.status or '-'} {r.after}",
-            f"[{style}]{r.verdict}[/]" if style else r.verdict,
-            r.error or "",
+            Text(safe(f"{f.row['method']} {f.row['endpoint'] or urlsplit(str(f.row['url'])).path}")),
+            Text(safe(f"{f.row['status'] or '-'} {r.before} → {r.status or '-'} {r.after}")),
+            Text(r.verdict, style=style),
+            Text(safe(r.error or "")),
         )
     return t
 

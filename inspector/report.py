@@ -22,7 +22,7 @@ from sqlite_utils import Database
 from . import query
 from .findings import fails
 from .redact import Redactor
-from .text import plural
+from .text import plural, safe
 
 EXAMPLES = 3  # worst examples shown per group
 _RANK = "CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
@@ -214,7 +214,7 @@ def render_text(r: Report, db: Database | None = None) -> str:
         lines.append("")
     if not r.groups and not r.failures:
         lines.append("No failed calls, no findings.")
-    return "\n".join(lines).rstrip() + "\n"
+    return safe("\n".join(lines).rstrip() + "\n", lines=True)
 
 
 def _md(text: str) -> str:
@@ -239,11 +239,12 @@ def render_markdown(r: Report, db: Database | None = None) -> str:
         for e in g.examples:
             out.append(f"- `{_md(_at(e))}`: {_md(e.message)}" + (f"  \n  *hint:* {_md(e.hint)}" if e.hint else ""))
         out.append("")
-    return "\n".join(out).rstrip() + "\n"
+    return safe("\n".join(out).rstrip() + "\n", lines=True)
 
 
 def render_json(r: Report, db: Database | None = None) -> str:
-    return json.dumps(asdict(r), indent=2) + "\n"
+    # ensure_ascii: every control, C1, bidi character and stray byte is a \u escape; values stay exact.
+    return json.dumps(asdict(r), indent=2, ensure_ascii=True) + "\n"
 
 
 _FINDING_FIELDS = ("side", "rule", "severity", "line", "column", "xpath", "message", "hint")
@@ -293,12 +294,12 @@ def render_junit(r: Report, db: Database | None = None, fail_on: str = "error") 
         key = f"{flow['family'] or 'unknown'}.{flow['method']} {flow['endpoint']}"
         suite = suites.get(key)
         if suite is None:
-            suite = suites[key] = etree.SubElement(root, "testsuite", name=key, tests="0", failures="0")
+            suite = suites[key] = etree.SubElement(root, "testsuite", name=safe(key), tests="0", failures="0")
         case = etree.SubElement(
             suite,
             "testcase",
-            name=f"#{flow['id']} {flow['method']} {flow['url']}",
-            classname=key,
+            name=safe(f"#{flow['id']} {flow['method']} {flow['url']}"),
+            classname=safe(key),
             time=f"{(flow['duration_ms'] or 0) / 1000:.3f}",
         )
         bad = [f for f in findings if f["severity"] in failing]
@@ -311,11 +312,13 @@ def render_junit(r: Report, db: Database | None = None, fail_on: str = "error") 
         if failing and (flow["failure"] or bad):
             failures += 1
             suite.set("failures", str(int(suite.get("failures", "0")) + 1))
-            fail = etree.SubElement(case, "failure", message=lines[0] if flow["failure"] else _message(bad[0]))
-            fail.set("type", flow["failure"] or bad[0]["rule"])
-            fail.text = "\n".join(lines)
+            # XML 1.0 cannot hold most controls at all: what traffic put there is shown as pictures.
+            message = lines[0] if flow["failure"] else _message(bad[0])
+            fail = etree.SubElement(case, "failure", message=safe(message))
+            fail.set("type", safe(flow["failure"] or bad[0]["rule"]))
+            fail.text = safe("\n".join(lines), lines=True)
         elif lines:
-            etree.SubElement(case, "system-out").text = "\n".join(lines)
+            etree.SubElement(case, "system-out").text = safe("\n".join(lines), lines=True)
     root.set("tests", str(tests))
     root.set("failures", str(failures))
     return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8").decode()
@@ -374,11 +377,12 @@ def render_html(r: Report, db: Database | None = None) -> str:
             f"{failed}</table><h2>Findings</h2>{table}"
         )
     generated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.generated_at))
-    return (
+    return safe(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>xero-inspector report: {e(r.db)}</title><style>{_CSS}</style></head><body>"
         f"<h1>xero-inspector report: <code>{e(r.db)}</code></h1><p>{e(summary(r))}. Generated {generated}.</p>"
-        f"{table}{''.join(sections)}</body></html>\n"
+        f"{table}{''.join(sections)}</body></html>\n",
+        lines=True,
     )
 
 

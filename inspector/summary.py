@@ -8,11 +8,12 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlite_utils import Database
 
 from .facts import OUTCOMES
 from .query import failed_sql
-from .text import plural
+from .text import plural, safe
 
 OUTCOME_STYLE = {
     "ok": "green",
@@ -58,6 +59,11 @@ def summarize(db: Database) -> Summary:
     return Summary(rows, tenants, {"recorded": rec[0], "dropped": rec[1], "errors": rec[2]}, failed)
 
 
+def _cell(value: str | None) -> Text:
+    """A cell from the recording: the organisation's name is whatever Xero (or a HAR) said."""
+    return Text(safe(value or ""))
+
+
 def render(summary: Summary, console: Console) -> None:
     table = Table(
         title=f"{plural(summary.total, 'exchange')} recorded, {summary.failed} failed",
@@ -74,7 +80,7 @@ def render(summary: Summary, console: Console) -> None:
         words = outcome.split("-")
         table.add_column(" ".join(words), justify="right", style=OUTCOME_STYLE[outcome], width=max(map(len, words)))
     for r in summary.rows:
-        table.add_row(r["family"], r["resource"], str(r["calls"]), *(str(r[o] or "") for o in OUTCOMES))
+        table.add_row(_cell(r["family"]), _cell(r["resource"]), str(r["calls"]), *(str(r[o] or "") for o in OUTCOMES))
     console.print(table)
     if summary.tenants:
         orgs = Table(
@@ -84,7 +90,7 @@ def render(summary: Summary, console: Console) -> None:
             orgs.add_column(col, no_wrap=True)
         orgs.add_column("calls", justify="right")
         for t in summary.tenants:
-            orgs.add_row(t["id"], t["name"] or "", t["families"], str(t["calls"]))
+            orgs.add_row(_cell(t["id"]), _cell(t["name"]), _cell(t["families"]), str(t["calls"]))
         console.print(orgs)
     r = summary.recorders
     console.print(

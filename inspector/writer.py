@@ -31,7 +31,7 @@ from .ingest import Ingest, Ingested
 from .record import FlowRecord
 from .redact import Redactor
 from .store import BUSY_TIMEOUT_MS, StoreError, insert, open_db, save_recorder, tenant_names
-from .text import plural
+from .text import plural, safe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -350,4 +350,4 @@ def flow_line(flow_id: int, row: dict[str, Any]) -> str:
     errors, warnings = row.get("errors") or 0, row.get("warnings") or 0
     if errors or warnings:
         line += f" · {plural(errors, 'error')}, {plural(warnings, 'warning')}"
-    return line
+    return safe(line)

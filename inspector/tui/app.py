@@ -13,9 +13,11 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, Tabs
@@ -25,7 +27,7 @@ from ..diff import FlowDiff, compare
 from ..query import FilterError
 from ..replay import NeedsToken, Prepared, ReplayError, Request, request_of, target_url
 from ..store import StoreError
-from ..text import plural
+from ..text import plural, safe
 from ..validate import Validator
 from .detail import FlowDetail
 from .dialogs import ConfirmScreen, ExportChoice, ExportScreen, HelpScreen, TextPrompt
@@ -180,6 +182,19 @@ class InspectorApp(App[None]):
         """The list's actions belong to the main screen: hidden under a dialog or the orgs panel."""
         return not (action in LIST_ACTIONS and len(self.screen_stack) > 1)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every toast says what it says: URLs, Xero's texts and errors carry traffic, so nothing
+        in a message is read as markup or reaches the terminal as a control."""
+        super().notify(safe(message, lines=True), title=safe(title), severity=severity, timeout=timeout, markup=False)
+
     def on_mount(self) -> None:
         self.sub_title = str(self.db_path)
         self.list_header.update(header_text(self.flows.columns))
@@ -259,7 +274,7 @@ class InspectorApp(App[None]):
 
     def _show_filter_error(self, error: str | None) -> None:
         box = self.filter_error
-        box.update(f"✖ {error}" if error else "")
+        box.update(Text(f"✖ {safe(error)}") if error else "")
         box.set_class(bool(error), "-shown")
         self.filter_input.set_class(bool(error), "-bad-filter")
 

@@ -12,6 +12,7 @@ from textual.widgets import OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from .. import flows as flows_mod
+from ..text import safe
 from . import document, info
 from .code_view import CodeView
 from .messages import DetailLoaded
@@ -26,8 +27,8 @@ def finding_prompt(f: dict[str, Any]) -> Text:
         (f"{f['rule']:<18}", "bold"),
         (f"{f['side']:<9}", "dim"),
         (f"{where:<8}", "cyan"),
-        (f"{f['xpath'] or '':<32} ", "dim"),
-        f["message"],
+        (f"{safe(f['xpath'] or ''):<32} ", "dim"),
+        safe(f["message"]),
     )
 
 
@@ -90,9 +91,9 @@ class FlowDetail(Vertical):
         row = message.flow.row
         banner = self.query_one("#xero-error", Static)
         if row["api_error"]:
-            banner.update(Text.assemble(("Xero says: ", "bold"), row["api_error"]))
+            banner.update(Text.assemble(("Xero says: ", "bold"), safe(row["api_error"])))
         elif row["error"]:
-            banner.update(Text.assemble(("No answer: ", "bold"), row["error"]))
+            banner.update(Text.assemble(("No answer: ", "bold"), safe(row["error"])))
         banner.display = bool(row["api_error"] or row["error"])
         findings = self.query_one("#findings-list", OptionList)
         findings.clear_options()

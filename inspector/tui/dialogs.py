@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from .. import query
 from ..export import FORMATS
+from ..text import safe
 
 
 def _two_columns(rows: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> Table:
@@ -51,7 +52,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question)
+            yield Label(safe(self.question, lines=True), markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", id="no")
@@ -75,7 +76,7 @@ class TextPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text)
+            yield Label(safe(self.title_text, lines=True), markup=False)
             yield Input(self.value, placeholder=self.placeholder, password=self.password, id="text")
             yield Label("[dim]Enter saves · Esc cancels[/]")
 

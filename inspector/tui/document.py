@@ -21,11 +21,11 @@ from rich.text import Text
 from .. import xmlsafe
 from ..flows import StoredFlow
 from ..redact import is_redacted
+from ..text import safe
 
 HIGHLIGHT_LIMIT = 512 * 1024  # past this a body is shown plain: lexing megabytes would stall the view
 HEX_LIMIT = 64 * 1024
 LONG_LINE = 200  # a body with a line longer than this was sent minified
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # never hand a terminal the escapes a body holds
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 LEXERS = {"xml": "xml", "json": "json", "html": "html"}
 
@@ -44,23 +44,21 @@ class Document:
         return max((t.cell_len for t in self.lines), default=0)
 
 
-def _safe(text: str) -> str:
-    return _CONTROL_RE.sub(lambda m: chr(0x2400 + ord(m.group())) if m.group() != "\x7f" else "\u2421", text)
-
-
 def start_line(flow: StoredFlow, side: str) -> Text:
     r = flow.row
     if side == "request":
-        return Text.assemble((r["method"], "bold"), " ", r["url"], " ", (r["http_version"] or "", "dim"))
+        version = safe(r["http_version"] or "")
+        return Text.assemble((safe(r["method"]), "bold"), " ", safe(r["url"]), " ", (version, "dim"))
     if r["status"] is None:
-        return Text(f"no response: {r['error'] or 'none recorded'}", style="bold red")
+        return Text(f"no response: {safe(r['error'] or 'none recorded')}", style="bold red")
     return Text.assemble(
-        (flow.http_version("response"), "dim"), " ", (str(r["status"]), "bold"), " ", r["reason"] or ""
+        (safe(flow.http_version("response")), "dim"), " ", (str(r["status"]), "bold"), " ", safe(r["reason"] or "")
     )
 
 
 def header_line(name: str, value: str) -> Text:
-    line = Text.assemble((name, "bold cyan"), ": ", _safe(value))
+    name = safe(name)
+    line = Text.assemble((name, "bold cyan"), ": ", safe(value))
     if is_redacted(value):
         line.stylize("black on yellow", len(name) + 2)
         line.append("  redacted", style="italic yellow")
@@ -120,9 +118,9 @@ def _hex(data: bytes) -> list[Text]:
 def _highlight(code: str, fmt: str | None) -> list[Text]:
     lexer = LEXERS.get(fmt or "")
     if lexer is None or len(code) > HIGHLIGHT_LIMIT:
-        return [Text(_safe(line)) for line in code.split("\n")]
+        return [Text(safe(line, lines=True)) for line in code.split("\n")]
     syntax = Syntax("", lexer, theme="ansi_dark", background_color="default")
-    text = syntax.highlight(_safe(code))
+    text = syntax.highlight(safe(code, lines=True))
     text.rstrip()
     return list(text.split("\n", allow_blank=True))
 
@@ -201,7 +199,7 @@ def _annotation(f: dict[str, Any], gutter: int, column: int | None) -> Text:
     pointer = " " * (column - 1) + "▲ " if column else "▲ "
     style = SEVERITY_STYLE.get(f["severity"], "")
     return Text.assemble(
-        (f"{'':>{gutter}} │ ", "dim"), (pointer, style), (f"{f['severity']}[{f['rule']}] ", style), f["message"]
+        (f"{'':>{gutter}} │ ", "dim"), (pointer, style), (f"{f['severity']}[{f['rule']}] ", style), safe(f["message"])
     )
 
 
@@ -209,6 +207,6 @@ def _unplaced(doc: Document, findings: list[dict[str, Any]]) -> None:
     for f in findings:
         doc.finding_rows[_key(f)] = len(doc.lines)
         style = SEVERITY_STYLE.get(f["severity"], "")
-        where = f" at {f['xpath']}" if f["xpath"] else ""
+        where = f" at {safe(f['xpath'])}" if f["xpath"] else ""
         label = f"{f['severity']}[{f['rule']}]"
-        doc.lines.append(Text.assemble(("● ", style), (label, style), f"{where}: {f['message']}"))
+        doc.lines.append(Text.assemble(("● ", style), (label, style), f"{where}: {safe(f['message'])}"))

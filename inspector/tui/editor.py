@@ -20,6 +20,7 @@ from ..checkfiles import TargetError, check_file, target
 from ..findings import Finding
 from ..record import Headers
 from ..replay import Request
+from ..text import has_unsafe, safe
 from ..validate import Validator
 from .document import pretty_xml
 
@@ -66,17 +67,22 @@ class EditorScreen(Screen[Request | None]):
         body = request.body.decode("utf-8", "replace") if request.body else ""
         if _one_long_line(body) and (pretty := pretty_xml(body)) is not None:
             body = pretty[0]  # one long line is no way to edit; whitespace between XML elements is free
-        self.line = Input(f"{request.method} {request.url}", id="request-line")
-        self.headers = TextArea(headers_text(request.headers), id="headers", soft_wrap=False)
-        self.body = TextArea.code_editor(body, language="xml", id="body", soft_wrap=False)
+        # What a terminal would obey (ESC, C1, bidi overrides) is shown as pictures here too, and
+        # sent as shown: such a character cannot be edited safely, and no server wants it back.
+        line, heads = f"{request.method} {request.url}", headers_text(request.headers)
+        self.pictured = has_unsafe(line) or has_unsafe(heads, lines=True) or has_unsafe(body, lines=True)
+        self.line = Input(safe(line), id="request-line")
+        self.headers = TextArea(safe(heads, lines=True), id="headers", soft_wrap=False)
+        self.body = TextArea.code_editor(safe(body, lines=True), language="xml", id="body", soft_wrap=False)
         self.schema = Label(id="schema")
         self.found = OptionList(id="findings")
 
     def compose(self) -> ComposeResult:
         with Vertical(id="editor"):
+            pictured = " · [b]controls are shown as pictures (␛) and sent as shown[/]" if self.pictured else ""
             yield Label(
                 f"[b]Edit and send[/] flow #{self.flow_id} · the token and a fresh Idempotency-Key go in "
-                "when it is sent · [b]Ctrl+S[/] sends · Esc cancels"
+                f"when it is sent · [b]Ctrl+S[/] sends · Esc cancels{pictured}"
             )
             yield self.line
             yield self.headers
@@ -122,7 +128,8 @@ class EditorScreen(Screen[Request | None]):
         self.schema.update(Text(f"{mark} {t.describe()}: {self.verdict}", style=style))
         for i, f in enumerate(self.findings):
             where = f"{f.line}:{f.column or 1}" if f.line else "-"
-            line = Text.assemble((f"{where:>7} ", "dim"), (f"{f.severity} ", _SEVERITY.get(f.severity, "")), f.message)
+            severity = (f"{f.severity} ", _SEVERITY.get(f.severity, ""))
+            line = Text.assemble((f"{where:>7} ", "dim"), severity, safe(f.message))
             self.found.add_option(Option(line, id=str(i)))
 
     @on(OptionList.OptionSelected, "#findings")

@@ -18,6 +18,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ..text import safe
 from .columns import Layout, fit, layout
 from .info import time_of_day
 from .messages import ColumnsChanged, FlowChosen, FlowHighlighted, PageLoaded
@@ -49,12 +50,12 @@ def human_size(n: int | None) -> str:
 
 def resource_label(row: FlowRow) -> str:
     if row.resource:
-        return f"{row.resource}/{row.operation}" if row.operation else row.resource
-    return f"{row.host or ''}{row.path or ''}"
+        return safe(f"{row.resource}/{row.operation}" if row.operation else row.resource)
+    return safe(f"{row.host or ''}{row.path or ''}")
 
 
 def org_label(row: FlowRow, names: dict[str, str]) -> str:
-    return names.get(row.tenant_id or "") or row.tenant_id or "-"
+    return safe(names.get(row.tenant_id or "") or row.tenant_id or "-")
 
 
 def content_widths(rows: list[FlowRow], names: dict[str, str]) -> dict[str, int]:
@@ -87,7 +88,7 @@ def row_text(row: FlowRow, names: dict[str, str], cols: Layout) -> Text:
         "time": Text(time_of_day(row.started_at, ms=cols.width("time") >= 12), "dim"),  # .mmm if room
         "org": Text(org_label(row, names), "cyan"),
         "api": Text(row.family or "-"),
-        "method": Text(row.method, "bold"),
+        "method": Text(safe(row.method), "bold"),
         "resource": Text(resource_label(row)),
         "code": Text(str(row.status) if row.status is not None else "---", style),
         "outcome": Text(row.outcome, style),

@@ -5,9 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.markup import escape
+from textual.markup import escape as _escape
 
 from ..flows import StoredFlow
+from ..text import safe
+
+
+def escape(text: str) -> str:
+    """Traffic's text for markup: made safe for a terminal, then never read as markup."""
+    return _escape(safe(text))
 
 
 def when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:

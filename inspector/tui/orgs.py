@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +11,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Sparkline, Static
 
+from .info import escape
 from .messages import StatsLoaded
 from .model import Reader, TenantStats, clock, recorder_status, tenant_stats
 
