@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +40,7 @@ def user_errors(fn: F) -> F:
     """Turn the errors a user can fix into one line each."""
     from .catalog import CatalogError
     from .checkfiles import TargetError
-    from .query import FilterError
+    from .query import FilterError, stopped
     from .store import StoreError
     from .validate import SchemaLoadError
 
@@ -51,6 +52,10 @@ def user_errors(fn: F) -> F:
             raise UserError(os_error(e)) from e
         except (StoreError, CatalogError, FilterError, SchemaLoadError, TargetError) as e:
             raise UserError(str(e)) from e
+        except sqlite3.OperationalError as e:
+            if (why := stopped(e)) is None:
+                raise
+            raise UserError(str(why)) from e
 
     return wrapper  # type: ignore[return-value]
 

@@ -15,6 +15,11 @@
 
 Patterns are case-insensitive; with regex characters in them they are regular expressions
 (mitmproxy's rule), otherwise substring matches that SQLite can serve from its indexes.
+
+A regular expression runs with a time limit on every value it is matched against (the
+``regex`` module's timeout; it also lets go of the GIL while it matches, so a browser stays
+responsive while a worker matches): ``(a+)+$`` against a long URL stops the query with
+"filter stopped after 2 s: simplify it" instead of running for ever.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import regex
+
 from .facts import FAILING_RULES
 from .findings import RULES
 
@@ -34,8 +41,20 @@ _TOKEN_RE = re.compile(
 )
 
 
+REGEX_BUDGET_S = 2.0  # for one value: a URL, a header block, a body of a few MB takes milliseconds
+STOPPED = f"filter stopped after {REGEX_BUDGET_S:g} s: simplify it"
+
+
 class FilterError(ValueError):
-    """A filter that does not parse; the message says where and why."""
+    """A filter that does not parse, or one that ran past its budget; the message says why."""
+
+
+def stopped(e: sqlite3.OperationalError) -> FilterError | None:
+    """The error to show for a query that failed because a regular expression ran out of time.
+
+    REGEXP is the only function we give SQLite, and it raises only on a timeout; SQLite reports
+    any exception from it as this one error."""
+    return FilterError(STOPPED) if "user-defined function raised exception" in str(e) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +77,17 @@ class _Token:
     pos: int
 
 
-def _regex(pattern: str) -> re.Pattern[str]:
+def _regex(pattern: str) -> regex.Pattern[str]:
+    # V0: the syntax and behaviour of Python's re, which the filter language documents.
     # A pattern like "[[" compiles with a FutureWarning: it would print a second line on the CLI.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return re.compile(pattern, re.IGNORECASE)
+        return regex.compile(pattern, regex.IGNORECASE | regex.V0)
 
 
 def install(conn: sqlite3.Connection) -> None:
     """Give a connection the REGEXP function that regex patterns compile to."""
-    cache: dict[str, re.Pattern[str]] = {}
+    cache: dict[str, regex.Pattern[str]] = {}
 
     def regexp(pattern: str, value: object) -> bool:
         if value is None:
@@ -75,7 +95,8 @@ def install(conn: sqlite3.Connection) -> None:
         rx = cache.get(pattern)
         if rx is None:
             rx = cache[pattern] = _regex(pattern)
-        return rx.search(str(value)) is not None
+        # TimeoutError past the budget: SQLite stops the query (see ``stopped``).
+        return rx.search(str(value), timeout=REGEX_BUDGET_S, concurrent=True) is not None
 
     conn.create_function("regexp", 2, regexp, deterministic=True)
 
@@ -123,7 +144,7 @@ def _match(columns: tuple[str, ...], pattern: str) -> Where:
     if _REGEX_CHARS & set(pattern):
         try:
             _regex(pattern)
-        except re.error as e:
+        except regex.error as e:
             raise FilterError(f"bad regular expression {pattern!r}: {e}") from e
         return Where("(" + " OR ".join(f"regexp(?, {c})" for c in columns) + ")", (pattern,) * len(columns))
     return Where("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")", (_like(pattern),) * len(columns))

@@ -165,3 +165,49 @@ def h2_request(proxy: ProxyProcess, method: str, url: str, headers: dict[str, st
                     return response
             tls.sendall(conn.data_to_send())
     return response
+
+
+class Tmux:
+    """A real terminal for a test: a private tmux server (its own socket, no user config) with
+    one pane, whose every output byte can be kept (``record``)."""
+
+    DONE = "XI-42"  # printed by the shell when the command run with ``run`` has exited
+
+    def __init__(self, folder: Path, width: int = 120, height: int = 40) -> None:
+        self.base = ["tmux", "-L", f"xi-{folder.name}", "-f", "/dev/null"]
+        self.raw = folder / "raw-terminal-output"
+        self.size = (str(width), str(height))
+
+    def __enter__(self) -> Tmux:
+        self("new-session", "-d", "-s", "t", "-x", self.size[0], "-y", self.size[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True)
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run([*self.base, *args], capture_output=True, text=True, check=True).stdout
+
+    def record(self) -> None:
+        self("pipe-pane", "-o", "-t", "t", f"cat >> {self.raw}")
+
+    def title(self) -> str:
+        return self("display", "-p", "-t", "t", "#{pane_title}")
+
+    def keys(self, *keys: str) -> None:
+        self("send-keys", "-t", "t", *keys)
+
+    def run(self, command: str) -> None:
+        """Type ``command`` at the shell; DONE shows once it exits (the shell computes it, so
+        the typed line itself does not show it)."""
+        self.keys(f"cd {ROOT} && {command}; echo XI-$((40+2))", "Enter")
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "t")
+
+    def wait_for(self, text: str) -> str:
+        deadline = time.monotonic() + WAIT
+        while text not in (shown := self.screen()):
+            assert time.monotonic() < deadline, f"{text!r} never showed:\n{shown}"
+            time.sleep(0.1)
+        return shown

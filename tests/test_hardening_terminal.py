@@ -25,7 +25,7 @@ from inspector.summary import render, summarize
 from inspector.tui.app import InspectorApp
 from inspector.tui.orgs import OrganisationsScreen
 from inspector.writer import flow_line
-from tests.helpers import ROOT, WAIT
+from tests.helpers import ROOT, WAIT, Tmux
 from tests.hostile import PAYLOAD, TITLE, XML_PAYLOAD, leaks, recording
 
 pytestmark = pytest.mark.hardening
@@ -128,48 +128,23 @@ async def test_every_tab_of_the_browser_shows_the_escapes_as_text(hostile_db: Pa
     assert "\\u202e" in seen["#2 info"] and TITLE in seen["#2 request"]
 
 
-class Tmux:
-    """A private tmux server (its own socket, no user config) with one pane of a real terminal."""
-
-    def __init__(self, folder: Path) -> None:
-        self.base = ["tmux", "-L", f"xi-{folder.name}", "-f", "/dev/null"]
-        self.raw = folder / "raw-terminal-output"
-
-    def __call__(self, *args: str) -> str:
-        return subprocess.run([*self.base, *args], capture_output=True, text=True, check=True).stdout
-
-    def screen(self) -> str:
-        return self("capture-pane", "-p", "-t", "t")
-
-    def wait_for(self, text: str) -> str:
-        deadline = time.monotonic() + WAIT
-        while text not in (shown := self.screen()):
-            assert time.monotonic() < deadline, f"{text!r} never showed:\n{shown}"
-            time.sleep(0.1)
-        return shown
-
-
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (.ci/run installs it)")
 def test_the_browser_in_a_real_terminal_sends_it_no_escape_from_traffic(hostile_db: Path, tmp_path: Path) -> None:
-    tmux = Tmux(tmp_path)
-    tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "40")
-    try:
-        tmux("pipe-pane", "-o", "-t", "t", f"cat >> {tmux.raw}")  # every byte the pane receives
-        title = tmux("display", "-p", "-t", "t", "#{pane_title}")
-        tmux("send-keys", "-t", "t", f"cd {ROOT} && {sys.executable} -m inspector tui --db {hostile_db}; echo XI-$((40+2))", "Enter")
+    with Tmux(tmp_path) as tmux:
+        tmux.record()  # every byte the pane receives
+        title = tmux.title()
+        tmux.run(f"{sys.executable} -m inspector tui --db {hostile_db}")
         tmux.wait_for("transport-error")
-        tmux("send-keys", "-t", "t", "Up", "Up", "Up")  # flow #2: the Xero error, the reason phrase
+        tmux.keys("Up", "Up", "Up")  # flow #2: the Xero error, the reason phrase
         tmux.wait_for("Xero says:")
-        tmux("send-keys", "-t", "t", "2")
+        tmux.keys("2")
         response = tmux.wait_for("HTTP/1.1 200 OK ␛]0;PWNED-TITLE␇␛]52;c;cHduZWQ=␇␛[2J\\x9b31m\\u202e[bold red]")
         for keys in ("1", "3", "4", "o", "Escape"):
-            tmux("send-keys", "-t", "t", keys)
+            tmux.keys(keys)
             time.sleep(0.5)
-        tmux("send-keys", "-t", "t", "C-q")  # quits whatever has the focus
-        tmux.wait_for("XI-42")  # the browser quit, the shell ran on
-        after = tmux("display", "-p", "-t", "t", "#{pane_title}")
-    finally:
-        subprocess.run([*tmux.base, "kill-server"], capture_output=True)
+        tmux.keys("C-q")  # quits whatever has the focus
+        tmux.wait_for(Tmux.DONE)
+        after = tmux.title()
     raw = tmux.raw.read_bytes()
     assert len(raw) > 10_000  # the browser did draw, through this pane
     assert after == title and TITLE not in after

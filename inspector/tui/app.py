@@ -24,7 +24,7 @@ from textual.widgets import Footer, Header, Input, Static, TabbedContent, Tabs
 
 from .. import edits, export, flows
 from ..diff import FlowDiff, compare
-from ..query import FilterError
+from ..query import FilterError, stopped
 from ..replay import NeedsToken, Prepared, ReplayError, Request, request_of, target_url
 from ..store import StoreError
 from ..text import plural, safe
@@ -157,6 +157,8 @@ class InspectorApp(App[None]):
         self._write_conn: sqlite3.Connection | None = None
         self._version = -1
         self._requested = ""
+        self._applied = ""  # the last filter that ran to the end: put back when one is stopped
+        self._filter_running: int | None = None  # the filter_seq whose count is under way
         self._filter_timer: Timer | None = None
         self._detail_timer: Timer | None = None
         self._proxy_reported = False
@@ -226,10 +228,32 @@ class InspectorApp(App[None]):
         except FilterError as e:
             self._show_filter_error(str(e))
             return
+        self._run_filter(query)
+
+    def _run_filter(self, query: FlowQuery) -> None:
         self.filter_seq += 1
+        self._filter_running = self.filter_seq
         self._count_conn.interrupt()  # a count for a filter nobody wants any more
         selected = self.flows.selected
         self.count(self.filter_seq, query, None if self.follow or selected is None else selected.id)
+
+    def cancel_filter(self, why: str) -> bool:
+        """Stop the filter under way (Escape), show why, and put the last one that ran back."""
+        if self._filter_running != self.filter_seq:
+            return False
+        self.filter_seq += 1  # whatever the cancelled count still posts is ignored
+        self._count_conn.interrupt()
+        self._show_filter_error(why)
+        self._restore_filter()
+        return True
+
+    def _restore_filter(self) -> None:
+        """The list goes back to the last filter that ran to the end (a preview of the stopped
+        one may be showing); the error stays until the user types."""
+        self._filter_running = None
+        if self.flows.flow_query.expr != self._applied:
+            self._run_filter(FlowQuery(self._applied))
+            self._filter_running = None  # a known-good filter: Escape does not cancel it
 
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
     def count(self, seq: int, query: FlowQuery, keep: int | None) -> None:
@@ -251,26 +275,35 @@ class InspectorApp(App[None]):
             except sqlite3.OperationalError as e:
                 if "interrupt" in str(e):
                     return
-                self.post_message(FilterFailed(query.expr, f"cannot run this filter: {e}"))
+                why = stopped(e)
+                self.post_message(FilterFailed(query.expr, str(why) if why else f"cannot run this filter: {e}", seq))
                 return
         self.post_message(FilterApplied(seq, query, total, top, cursor, rows if keep is None else []))
 
     def on_filter_preview(self, message: FilterPreview) -> None:
         if message.generation != self.filter_seq:
             return
-        self._show_filter_error(None)
+        if self._filter_running == message.generation:
+            self._show_filter_error(None)
         self.flows.preview(message.query, message.rows, message.cursor, message.max_id)
         self._render_status()
 
     def on_filter_applied(self, message: FilterApplied) -> None:
         if message.generation != self.filter_seq:
             return
-        self._show_filter_error(None)
+        if self._filter_running == message.generation:  # not a restore: any earlier error is past
+            self._show_filter_error(None)
+        self._filter_running = None
+        self._applied = message.query.expr
         self.flows.settle(message.query, message.total, message.max_id, message.cursor, message.tail)
         self._render_status()
 
     def on_filter_failed(self, message: FilterFailed) -> None:
+        if message.generation not in (-1, self.filter_seq):
+            return
         self._show_filter_error(message.error)
+        if message.generation != -1:
+            self._restore_filter()
 
     def _show_filter_error(self, error: str | None) -> None:
         box = self.filter_error
@@ -375,6 +408,8 @@ class InspectorApp(App[None]):
         self.filter_input.focus()
 
     def action_leave(self) -> None:
+        if self.cancel_filter("filter cancelled (Esc)"):
+            return
         if self.screen.maximized is not None:
             self.screen.minimize()
         self.flows.focus()

@@ -54,6 +54,7 @@ class FilterApplied(Message):
 class FilterFailed(Message):
     expr: str
     error: str
+    generation: int = -1  # the filter_seq it ran under; -1 for one that never ran (did not parse)
 
 
 @dataclass
