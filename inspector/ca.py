@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import files
+
 CONF_BASENAME = "mitmproxy"
 KEY_SIZE = 2048
 BUNDLE_NAME = "xero-inspector-ca-bundle.pem"
@@ -39,7 +41,9 @@ def write_bundle(cert: Path) -> Path:
 
     bundle = cert.parent / BUNDLE_NAME
     roots = Path(certifi.where()).read_text("ascii")
-    bundle.write_text(roots.rstrip("\n") + "\n\n# xero-inspector (mitmproxy) CA\n" + cert.read_text("ascii"))
+    # Public certificates only, readable by the clients of other users that must trust them.
+    text = roots.rstrip("\n") + "\n\n# xero-inspector (mitmproxy) CA\n" + cert.read_text("ascii")
+    files.write(bundle, text, files.PUBLIC)
     return bundle
 
 

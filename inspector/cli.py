@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__
+from . import __version__, files
 from .text import safe
 
 if TYPE_CHECKING:  # imported where used, so `xero-inspector --help` starts fast
@@ -306,8 +306,7 @@ def mock(
     token_note = "  access token    (below; valid for the token lifetime)"
     if cert_dir:
         token_file = Path(cert_dir) / "access-token"
-        token_file.write_text(token + "\n", encoding="ascii")
-        token_file.chmod(0o600)
+        files.write(token_file, token + "\n")
         token_note = f"  access token    in {token_file} (valid for the token lifetime)"
     lines = [
         f"mock Xero on {server.url}  (TLS; its CA: {server.ca_path})",
@@ -577,7 +576,7 @@ def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str
         renderer = report_mod.RENDERERS[fmt]
         text = renderer(r, database, fail_on) if fmt == "junit" else renderer(r, database)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        files.write(output, text)
         click.echo(safe(f"{output}: {report_mod.summary(r)}"), err=True)
     else:
         click.echo(text, nl=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 import shlex
 import sqlite3
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
-from . import __version__
+from . import __version__, files
 from .flows import StoredFlow, load
 from .query import Where
 from .redact import FINGERPRINT_RE, Redactor
@@ -324,17 +323,8 @@ def write_file(
 ) -> int:
     """Export to a file, written beside its final name and renamed into place: a failed export
     never leaves half a file where a good one was. Used by the CLI and the browser."""
-    target = Path(path)
-    part = target.with_name(f".{target.name}.part")
-    try:
-        with part.open("wb") as out:
-            n = _write(conn, fmt, ids, out, keep_secrets)
-        if fmt == "curl":
-            part.chmod(0o700)  # a script to run; owner-only, as it may carry kept secrets
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
-    return n
+    with files.replacing(path, files.SCRIPT if fmt == "curl" else files.PRIVATE) as out:
+        return _write(conn, fmt, ids, out, keep_secrets)
 
 
 def _write(conn: sqlite3.Connection, fmt: str, ids: Iterable[int], out: BinaryIO, keep_secrets: bool) -> int:

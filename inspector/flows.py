@@ -14,7 +14,7 @@ from typing import Any
 
 from .facts import failure
 from .query import install
-from .store import StoreError
+from .store import StoreError, lenient_text
 
 Headers = list[tuple[str, str]]
 
@@ -62,6 +62,7 @@ def connect(path: str | Path, readonly: bool = True) -> sqlite3.Connection:
     uri = f"file:{path.resolve()}?mode=ro" if readonly else f"file:{path.resolve()}"
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
     conn.row_factory = sqlite3.Row
+    conn.text_factory = lenient_text
     install(conn)
     return conn
 

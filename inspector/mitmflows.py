@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from mitmproxy import connection, http
 from mitmproxy.flow import Error
@@ -20,6 +20,15 @@ from .export import outgoing, token_claims
 from .flows import StoredFlow, load
 
 METADATA_KEY = "xero_inspector"
+
+
+# Everything printable in ASCII stays as it is; the rest (spaces, controls, non-ASCII a HAR
+# may carry) is percent-encoded, the only form a URL on the wire and mitmproxy take.
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def _ascii_url(url: str) -> str:
+    return quote(url, safe=_URL_SAFE, errors="surrogateescape")
 
 
 def to_http_flow(stored: StoredFlow, keep_secrets: bool = False) -> http.HTTPFlow:
@@ -38,7 +47,7 @@ def to_http_flow(stored: StoredFlow, keep_secrets: bool = False) -> http.HTTPFlo
     server.peername = _address(r["server_addr"])
     out = http.HTTPFlow(client, server)
     body, fields = _bytes(flow.request_body), _fields(flow, "request")
-    out.request = http.Request.make(str(r["method"]), str(r["url"]), body, fields)
+    out.request = http.Request.make(str(r["method"]), _ascii_url(str(r["url"])), body, fields)
     out.request.headers = http.Headers(fields)  # make() adds a content-length the call may not have had
     if flow.request_body is None and r["request_size"] is None:
         out.request.raw_content = None  # not captured (mitmproxy's own "streamed"), not empty
@@ -51,7 +60,7 @@ def to_http_flow(stored: StoredFlow, keep_secrets: bool = False) -> http.HTTPFlo
         resp.headers = http.Headers(fields)
         if flow.response_body is None and r["response_size"] is None:
             resp.raw_content = None
-        resp.reason = r["reason"] or ""
+        resp.reason = str(r["reason"] or "").encode("utf-8", "surrogateescape")  # a HAR may hold any text
         resp.http_version = flow.http_version("response")
         resp.timestamp_start = resp.timestamp_end = ended or started
         out.response = resp

@@ -22,7 +22,7 @@ from sqlite_utils import Database
 from . import query
 from .findings import fails
 from .redact import Redactor
-from .text import plural, safe
+from .text import json_safe, plural, safe
 
 EXAMPLES = 3  # worst examples shown per group
 _RANK = "CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
@@ -243,8 +243,8 @@ def render_markdown(r: Report, db: Database | None = None) -> str:
 
 
 def render_json(r: Report, db: Database | None = None) -> str:
-    # ensure_ascii: every control, C1, bidi character and stray byte is a \u escape; values stay exact.
-    return json.dumps(asdict(r), indent=2, ensure_ascii=True) + "\n"
+    # Every control, C1 and bidi character is a \u escape (the value stays exact), a stray byte U+FFFD.
+    return json_safe(json.dumps(asdict(r), indent=2, ensure_ascii=False)) + "\n"
 
 
 _FINDING_FIELDS = ("side", "rule", "severity", "line", "column", "xpath", "message", "hint")

@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import files
+
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -94,7 +96,7 @@ def start_proxy(args: Sequence[str], host: str, port: int, log: Path) -> subproc
     ``finally`` sees (SIGKILL, or an interrupt inside Popen itself), the proxy stops on its own.
     """
     cmd = [sys.executable, "-m", "inspector", "proxy", "--listen", f"{host}:{port}", "--parent-pid", str(os.getpid())]
-    with log.open("wb") as out:
+    with files.fresh(log) as out:  # owner-only: the log names URLs, organisations, errors
         proc = subprocess.Popen(
             [*cmd, *args],
             stdout=out,

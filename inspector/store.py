@@ -331,6 +331,12 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
+def lenient_text(data: bytes) -> str:
+    """TEXT as str even when it is not UTF-8 (a file another tool wrote, or damaged): the stray
+    bytes are kept as surrogates, which every output shows as \\xNN, instead of the read failing."""
+    return data.decode("utf-8", "surrogateescape")
+
+
 def open_db(
     path: str | Path,
     *,
@@ -347,6 +353,7 @@ def open_db(
         _create_private(path)
     try:
         conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
+        conn.text_factory = lenient_text
         db = Database(conn)
         db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         app_id = _refuse_a_stranger(db, path)

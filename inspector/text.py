@@ -52,5 +52,12 @@ def has_unsafe(text: str, lines: bool = False) -> bool:
 
 def json_safe(text: str) -> str:
     """JSON written with ensure_ascii=False, with what a terminal would act on written as
-    \\u escapes (which only ever occur inside strings, so the JSON means the same)."""
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    \\u escapes. json.dumps has escaped every control inside strings already, and what is left
+    (C1, bidi, separators) only occurs inside strings, so the JSON means the same."""
+    return _UNSAFE_KEEP_LINES.sub(_json_escape, text)  # json.dumps escapes newlines in strings itself
+
+
+def _json_escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    # A stray byte (a surrogate) has no JSON form that strict readers accept: U+FFFD stands in.
+    return "\\ufffd" if 0xD800 <= c <= 0xDFFF else f"\\u{c:04x}"

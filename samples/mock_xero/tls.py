@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from inspector import files
 
 # The Xero names too, so a client mapped straight at the mock (hosts file, SNI) verifies.
 DNS_NAMES = (
@@ -57,15 +58,10 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
         directory / "mock-xero.pem",
         directory / "mock-xero.key",
     )
-    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
-    fd = os.open(key_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
+    pem = serialization.Encoding.PEM
+    files.write(ca_path, ca.public_bytes(pem), files.PUBLIC)
+    files.write(cert_path, leaf.public_bytes(pem) + ca.public_bytes(pem), files.PUBLIC)
+    files.write(key_path, key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return ca_path, cert_path, key_path
 
 
