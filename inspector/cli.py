@@ -467,7 +467,7 @@ def up(
         InspectorApp(db, proxy=proc, proxy_log=log, replay=settings).run()  # up has opened and migrated the file
 
     try:
-        run_up(db, host, port, args, browse, lambda line: click.echo(line, err=True))
+        run_up(db, host, port, args, browse, lambda line: click.echo(safe(line), err=True))
     except spawn.SpawnError as e:
         raise UserError(str(e)) from e
 

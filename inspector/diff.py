@@ -254,21 +254,21 @@ _STYLE = {"equal": "dim", "replace": "yellow", "delete": "red", "insert": "green
 def render(d: FlowDiff, full: bool = False) -> RenderableType:
     parts: list[RenderableType] = [_heading(d)]
     for s in (d.request, d.response):
-        parts.append(_text(f"\n{s.side.capitalize()} headers", style="bold"))
+        parts.append(Text(f"\n{s.side.capitalize()} headers", style="bold"))
         parts += _header_lines(s.headers)
         label = {"xml": "XML, canonical: attribute order and whitespace ignored", "json": "JSON, keys sorted"}
-        parts.append(_text(f"\n{s.side.capitalize()} body ({label.get(s.mode, s.mode)})", style="bold"))
+        parts.append(Text(f"\n{s.side.capitalize()} body ({label.get(s.mode, s.mode)})", style="bold"))
         if s.note:
             parts.append(_text(f"  {s.note}", style="dim"))
         if not s.rows:
             parts.append(Text("  none on either side"))
         elif not s.body_changed and not full:
-            parts.append(_text(f"  the same ({len(s.rows)} lines)"))
+            parts.append(Text(f"  the same ({len(s.rows)} lines)"))
         else:
             parts.append(_body_table(d, s, full))
     parts.append(Text("\nFindings", style="bold"))
     if not d.gone and not d.new:
-        parts.append(_text(f"  the same ({len(d.b.findings)})"))
+        parts.append(Text(f"  the same ({len(d.b.findings)})"))
     for sign, style, fs in (("gone", "green", d.gone), ("new ", "red", d.new)):
         for f in fs:
             where = f" {f['xpath']}" if f.get("xpath") else ""
@@ -291,7 +291,7 @@ def _heading(d: FlowDiff) -> RenderableType:
             )
         )
     verdict = "the same" if d.same else f"{d.a.row['outcome']} → {d.b.row['outcome']}"
-    lines.append(_text(f"outcome: {verdict}", style="bold"))
+    lines.append(Text(f"outcome: {verdict}", style="bold"))
     return Group(*lines)
 
 
@@ -321,7 +321,7 @@ def _body_table(d: FlowDiff, s: SideDiff, full: bool) -> Table:
     t.add_column(f"B #{d.b.id}", ratio=1, overflow="fold")
     for item in s.rows if full else folded(s.rows):
         if isinstance(item, int):
-            t.add_row("", _text(f"… {item} equal lines", style="dim italic"), "", "")
+            t.add_row("", Text(f"… {item} equal lines", style="dim italic"), "", "")
             continue
         style = _STYLE[item.tag]
         t.add_row(

@@ -126,17 +126,21 @@ def _variable(field: str) -> str:
 
 
 def _sh(text: str, names: dict[str, str]) -> str:
-    """Shell-quoted ``text``; any fingerprint in it becomes a ``"${VARIABLE}"`` between quoted pieces."""
-    out, pos = [], 0
+    """Shell-quoted ``text``; any fingerprint in it becomes a ``${VARIABLE}`` inside double quotes
+    (or, in text holding controls, a ``"${VARIABLE}"`` between $'...' pieces)."""
+    if not FINGERPRINT_RE.search(text):
+        return _quote(text)
+    plain = not has_unsafe(text, lines=True)
+    out, pos = ['"'] if plain else [], 0
     for m in FINGERPRINT_RE.finditer(text):
-        if m.start() > pos:
-            out.append(_quote(text[pos : m.start()]))
+        before = text[pos : m.start()]
+        out.append(re.sub(r'([\\"$`])', r"\\\1", before) if plain else _quote(before) if before else "")
         if m.group(0) not in names:
             names[m.group(0)] = _name_for(text[: m.start()], len(names) + 1)
-        out.append('"${' + names[m.group(0)] + '}"')
+        out.append("${" + names[m.group(0)] + "}" if plain else '"${' + names[m.group(0)] + '}"')
         pos = m.end()
-    if pos < len(text) or not out:
-        out.append(_quote(text[pos:]))
+    rest = text[pos:]
+    out.append(re.sub(r'([\\"$`])', r"\\\1", rest) + '"' if plain else _quote(rest) if rest else "")
     return "".join(out)
 
 

@@ -22,6 +22,7 @@ from textual.widgets import TabbedContent
 from inspector.record import FlowRecord
 from inspector.store import open_db
 from inspector.summary import render, summarize
+from inspector.text import safe
 from inspector.tui.app import InspectorApp
 from inspector.tui.orgs import OrganisationsScreen
 from inspector.writer import flow_line
@@ -151,3 +152,12 @@ def test_the_browser_in_a_real_terminal_sends_it_no_escape_from_traffic(hostile_
     assert "␛]0;PWNED-TITLE" in response  # shown, as pictures
     payload = [b"\x1b]0;", b"\x1b]2;", b"\x1b]52;", b"\x1b[2J", "\u009b".encode(), "\u202e".encode()]
     assert [p for p in payload if p in raw] == []
+
+
+def test_the_one_rule_for_untrusted_text() -> None:
+    assert safe("\x1b]0;t\x07") == "␛]0;t␇"
+    assert safe("a\nb\tc\r") == "a␊b␉c␍" and safe("a\nb\tc\r", lines=True) == "a\nb\tc␍"
+    assert safe("\x7f\x85\x9b") == "␡\\x85\\x9b"  # DEL; C1 (NEL, CSI)
+    assert safe("abc\u202edcba\u2066x\u2069") == "abc\\u202edcba\\u2066x\\u2069"  # bidi
+    assert safe(b"ok\xff".decode("utf-8", "surrogateescape")) == "ok\\xff"  # not UTF-8
+    assert safe("Café [bold]Ōtautahi[/] 中文 ✔") == "Café [bold]Ōtautahi[/] 中文 ✔"  # everything else as is

@@ -374,8 +374,9 @@ class InspectorApp(App[None]):
             shown = plural(total, "flow") + (f" {'matches' if total == 1 else 'match'} {expr!r}" if expr else "")
         else:
             shown = "counting the flows" + (f" that match {expr!r}" if expr else "") + "…"
-        follow = " · [b]FOLLOW[/]" if self.follow else ""
-        self.status.update(f"{rec} · {shown}{follow} · {self.db_path}")
+        follow = (" · ", ("FOLLOW", "bold")) if self.follow else ()
+        # Text, not markup: the listen address comes from the file, the filter from the keyboard.
+        self.status.update(Text.assemble(safe(f"{rec} · {shown}"), *follow, safe(f" · {self.db_path}")))
         self.status.set_class(bool(r and r.live), "-live")
 
     # -- selection and detail -------------------------------------------------------------
