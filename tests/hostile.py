@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from tests.helpers import ROOT
@@ -31,7 +32,9 @@ def leaks(data: bytes) -> list[bytes]:
     return [f for f in FORBIDDEN if f in data]
 
 
-def _entry(method: str, url: str, status: int, reason: str, headers: list[tuple[str, str]], body: str, **kw: object):  # type: ignore[no-untyped-def]
+def _entry(
+    method: str, url: str, status: int, reason: str, headers: list[tuple[str, str]], body: str
+) -> dict[str, Any]:
     return {
         "startedDateTime": "2026-11-30T10:00:00.000Z",
         "time": 12,
@@ -48,11 +51,10 @@ def _entry(method: str, url: str, status: int, reason: str, headers: list[tuple[
             "headers": [{"name": "Content-Type", "value": "text/xml; charset=utf-8"}],
             "content": {"mimeType": "text/xml", "text": body},
         },
-        **kw,
     }
 
 
-def har() -> dict[str, object]:
+def har() -> dict[str, Any]:
     xpm = "https://api.xero.com/practicemanager/3.0"
     connections = json.dumps([{"id": "c1", "tenantId": TENANT, "tenantType": "PRACTICEMANAGER", "tenantName": PAYLOAD}])
     entries = [
@@ -76,7 +78,7 @@ def har() -> dict[str, object]:
         _entry("GET", f"{xpm}/staff.api/list", 200, PAYLOAD, [], f"not xml {PAYLOAD}\nline two {PAYLOAD}"),
     ]
     # A body whose element holds the payload: the schema's message about it quotes it.
-    entries[2]["request"]["postData"] = {  # type: ignore[index]
+    entries[2]["request"]["postData"] = {
         "mimeType": "application/xml",
         "text": f"<Client><Name>{XML_PAYLOAD}</Name><Bogus>{XML_PAYLOAD}</Bogus></Client>",
     }
