@@ -11,6 +11,11 @@ from inspector.samples.mock_xero import TENANTS, MockApp, MockConfig, MockXero
 from inspector.samples.mock_xero.auth import RateLimiter, TokenError
 from inspector.samples.mock_xero.wire import MockRequest
 
+from inspector.catalog import Catalog
+from inspector.checkfiles import check_file, target
+from inspector.validate import Validator
+from tests.test_samples import BODIES
+
 PRACTICE, ORG = TENANTS[0].id, TENANTS[1].id
 
 
@@ -156,6 +161,36 @@ def test_xpm_writes_change_state(app: MockApp, token: str) -> None:
     assert b"<State>Completed</State>" in call(app, "GET", f"/practicemanager/3.0/job.api/get/{number}", **h).body
     staff = call(app, "POST", "/practicemanager/3.0/staff.api/add", b"<Staff><Name>Ana</Name></Staff>", **h)
     assert b'api-method="Get"' in staff.body  # as Xero answers a staff add
+
+
+def test_xpm_takes_the_shapes_xero_accepted() -> None:
+    """Job update with <ClientID> and job assign with the manager and partner elements, as recorded
+    from Xero by the xpm_ruby client (samples/fidelity/); the answers pass our own response schema."""
+    app = MockApp()  # its own: this changes the seeded job others read
+    token = app.tokens.issue(["practicemanager"])
+
+    catalog = Catalog.load()
+    validator = Validator.for_catalog(catalog)
+    h = {"authorization": f"Bearer {token}", "xero_tenant_id": PRACTICE}
+    bodies = BODIES / "xpm-3.0"
+    for op, body in (
+        ("job.api/update", b"<Job><ID>J000001</ID><ClientID>24097643</ClientID></Job>"),
+        ("job.api/assign", (bodies / "job-assign.manager-partner.valid.xml").read_bytes()),
+        ("job.api/assign", b'<Job><ID>J000001</ID><add-partner id="859231"/><remove id="859230"/></Job>'),
+        ("client.api/contact/15412877", (bodies / "contact-update.client-ref.valid.xml").read_bytes()),
+    ):
+        body = body.replace(b"J000032", b"J000001").replace(b"25655881", b"24097642")  # the mock's own ids
+        resp = call(app, "PUT", f"/practicemanager/3.0/{op}", body, **h)
+        assert b"<Status>OK</Status>" in resp.body, resp.body
+        answer = target(catalog, f"PUT https://api.xero.com/practicemanager/3.0/{op}", response=True)
+        assert [f for f in check_file(validator, answer, resp.body) if f.severity != "info"] == []
+    job = call(app, "GET", "/practicemanager/3.0/job.api/get/J000001", **h).body
+    assert b"<Client><ID>24097643</ID>" in job and b"<Manager><ID>859230</ID>" in job
+    assert b"<Partner><ID>859231</ID>" in job and b"<Assigned/>" in job
+    contact = call(app, "GET", "/practicemanager/3.0/client.api/contact/15412877", **h).body
+    assert b"<Name>Mereana Walker</Name>" in contact and b"<IsPrimary>Yes</IsPrimary>" in contact
+    refused = call(app, "PUT", "/practicemanager/3.0/job.api/assign", b'<Job><ID>J000001</ID><add id="1"/></Job>', **h)
+    assert b"<ErrorDescription>Invalid staff identifier for add request</ErrorDescription>" in refused.body
 
 
 def test_accounting_both_wrappers_and_the_api_exception(app: MockApp, token: str) -> None:

@@ -35,6 +35,7 @@ class XpmState:
     clients: dict[int, dict[str, Any]] = field(default_factory=dict)
     staff: dict[int, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
     times: dict[int, dict[str, Any]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(24097700))
     job_numbers: itertools.count = field(default_factory=lambda: itertools.count(2))
@@ -54,6 +55,7 @@ class XpmState:
             "Email": "hello@brightside.example",
             "Phone": "04 555 0199",
         }
+        s.contacts[15412877] = {"ID": 15412877, "Client": 24097642, "Name": "Mereana Walker", "IsPrimary": "Yes"}
         s.staff[859230] = {"ID": 859230, "Name": "Jo Bloggs", "Email": "jo@practice.example", "Phone": "", "Mobile": ""}
         s.staff[859231] = {
             "ID": 859231,
@@ -170,6 +172,7 @@ def _job_el(s: XpmState, j: dict[str, Any]) -> etree._Element:
         el("State", j["State"]),
         el("StartDate", _iso(j["StartDate"])),
         el("DueDate", _iso(j["DueDate"])),
+        *[_ref(role, j[role], s.staff[j[role]]["Name"]) for role in ("Manager", "Partner") if j.get(role)],
         el("Assigned", *[_ref("Staff", sid, s.staff[sid]["Name"]) for sid in j["Assigned"]]),
         el("Tasks", *[el("Task", el("ID", t["ID"]), el("Name", t["Name"])) for t in j["Tasks"]]),
         el("Milestones"),
@@ -244,6 +247,37 @@ def client_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree.
     return [_client_el(client)]
 
 
+_CONTACT_FIELDS = ("Name", "Mobile", "Email", "Phone", "Position", "Salutation", "Addressee", "IsPrimary")
+
+
+def _contact_el(c: dict[str, Any]) -> etree._Element:
+    # Every field, empty ones included, in the order Xero answers (xpm_ruby contact/update.yml).
+    return el(
+        "Contact", el("ID", c["ID"]), *(el(k, c.get(k, "No" if k == "IsPrimary" else "")) for k in _CONTACT_FIELDS)
+    )
+
+
+def contact_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    contact = s.contacts.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
+    if contact is None:
+        raise XpmError("Invalid contact identifier")
+    return [_contact_el(contact)]
+
+
+def contact_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    """PUT client.api/contact/{id}: <Contact> with the fields to change; Xero also accepts the
+    contact's <Client><ID/></Client> in it (xpm_ruby contact/update.yml)."""
+    contact = s.contacts.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
+    if contact is None:
+        raise XpmError("Invalid contact identifier")
+    doc = _body(req, "Contact")
+    client = doc.find("Client")
+    if client is not None and _int(child_text(client, "ID")) not in s.clients:
+        raise XpmError("Invalid client identifier")
+    contact.update({k: v for k in _CONTACT_FIELDS if (v := child_text(doc, k)) is not None})
+    return [_contact_el(contact)]
+
+
 # --- jobs -------------------------------------------------------------------------------------
 
 
@@ -303,6 +337,33 @@ def job_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._El
     for key in ("StartDate", "DueDate"):
         if (value := child_text(doc, key)) is not None:
             job[key] = _date(value, key)
+    if (client := child_text(doc, "ClientID")) is not None:  # accepted by Xero (xpm_ruby job/update.yml)
+        if _int(client) not in s.clients:
+            raise XpmError("Invalid client identifier")
+        job["ClientID"] = _int(client)
+    return [_job_el(s, job)]
+
+
+def job_assign(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    """Staff on or off the job (add/remove), its manager and partner (add-manager, remove-manager,
+    add-partner, remove-partner), in document order, as recorded from Xero (xpm_ruby job/assign*)."""
+    doc = _body(req, "Job")
+    job = s.jobs.get((child_text(doc, "ID") or "").upper())
+    if job is None:
+        raise XpmError("Invalid job identifier")
+    for change in doc:
+        if not isinstance(change.tag, str) or change.tag == "ID":
+            continue
+        what, _, role = change.tag.partition("-")
+        staff = _int(change.get("id"))
+        if what == "add" and staff not in s.staff:
+            raise XpmError("Invalid staff identifier for add request")
+        if role in ("manager", "partner"):
+            job[role.capitalize()] = staff if what == "add" else None
+        elif what == "add" and staff not in job["Assigned"]:
+            job["Assigned"].append(staff)
+        elif what == "remove" and staff in job["Assigned"]:
+            job["Assigned"].remove(staff)
     return [_job_el(s, job)]
 
 
@@ -440,12 +501,15 @@ ROUTES = {
     ("GET", "client.api", "get"): ("Get", client_get),
     ("POST", "client.api", "add"): ("Add", client_add),
     ("PUT", "client.api", "update"): ("Update", client_update),
+    ("GET", "client.api", "contact"): ("Contact", contact_get),
+    ("PUT", "client.api", "contact"): ("Contact", contact_update),
     ("GET", "job.api", "current"): ("Current", job_current),
     ("GET", "job.api", "list"): ("List", job_list),
     ("GET", "job.api", "get"): ("Get", job_get),
     ("POST", "job.api", "add"): ("Add", job_add),
     ("PUT", "job.api", "update"): ("Update", job_update),
     ("PUT", "job.api", "state"): ("State", job_state),
+    ("PUT", "job.api", "assign"): ("Assign", job_assign),
     ("GET", "time.api", "list"): ("List", time_list),
     ("GET", "time.api", "job"): ("Job", time_job),
     ("GET", "time.api", "get"): ("Get", time_get),
