@@ -24,13 +24,11 @@ PUBLIC = 0o644  # certificates others' clients must read (no request data, no ke
 @contextmanager
 def replacing(path: str | Path, mode: int = PRIVATE) -> Iterator[BinaryIO]:
     """A binary file to fill; it becomes ``path`` when the block ends without an error."""
-    target = Path(path)
-    fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    fd, part = _beside(Path(path), mode)
     try:
-        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as out:
             yield out
-        os.replace(part, target)
+        os.replace(part, path)
     except BaseException:
         Path(part).unlink(missing_ok=True)
         raise
@@ -45,13 +43,23 @@ def write(path: str | Path, data: str | bytes, mode: int = PRIVATE) -> None:
 def fresh(path: str | Path, mode: int = PRIVATE) -> BinaryIO:
     """A new, empty file at ``path`` open for writing (a log another process streams into):
     made and renamed into place like any other, then handed over open."""
-    target = Path(path)
-    fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    fd, part = _beside(Path(path), mode)
     try:
-        os.fchmod(fd, mode)
-        os.replace(part, target)
+        os.replace(part, path)
     except BaseException:
         os.close(fd)
         Path(part).unlink(missing_ok=True)
         raise
     return os.fdopen(fd, "wb")
+
+
+def _beside(target: Path, mode: int) -> tuple[int, str]:
+    """A new file next to ``target`` (mkstemp: O_EXCL, so never through a planted link), with ``mode``."""
+    fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        Path(part).unlink(missing_ok=True)
+        raise
+    return fd, part

@@ -230,9 +230,10 @@ class InspectorApp(App[None]):
             return
         self._run_filter(query)
 
-    def _run_filter(self, query: FlowQuery) -> None:
+    def _run_filter(self, query: FlowQuery, cancellable: bool = True) -> None:
         self.filter_seq += 1
-        self._filter_running = self.filter_seq
+        # Escape cancels a filter the user typed, not the known-good one put back after a stop.
+        self._filter_running = self.filter_seq if cancellable else None
         self._count_conn.interrupt()  # a count for a filter nobody wants any more
         selected = self.flows.selected
         self.count(self.filter_seq, query, None if self.follow or selected is None else selected.id)
@@ -252,8 +253,7 @@ class InspectorApp(App[None]):
         one may be showing); the error stays until the user types."""
         self._filter_running = None
         if self.flows.flow_query.expr != self._applied:
-            self._run_filter(FlowQuery(self._applied))
-            self._filter_running = None  # a known-good filter: Escape does not cancel it
+            self._run_filter(FlowQuery(self._applied), cancellable=False)
 
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
     def count(self, seq: int, query: FlowQuery, keep: int | None) -> None:

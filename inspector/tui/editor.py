@@ -20,7 +20,7 @@ from ..checkfiles import TargetError, check_file, target
 from ..findings import Finding
 from ..record import Headers
 from ..replay import Request
-from ..text import has_unsafe, safe
+from ..text import safe
 from ..validate import Validator
 from .document import pretty_xml
 
@@ -70,10 +70,11 @@ class EditorScreen(Screen[Request | None]):
         # What a terminal would obey (ESC, C1, bidi overrides) is shown as pictures here too, and
         # sent as shown: such a character cannot be edited safely, and no server wants it back.
         line, heads = f"{request.method} {request.url}", headers_text(request.headers)
-        self.pictured = has_unsafe(line) or has_unsafe(heads, lines=True) or has_unsafe(body, lines=True)
-        self.line = Input(safe(line), id="request-line")
-        self.headers = TextArea(safe(heads, lines=True), id="headers", soft_wrap=False)
-        self.body = TextArea.code_editor(safe(body, lines=True), language="xml", id="body", soft_wrap=False)
+        shown = (safe(line), safe(heads, lines=True), safe(body, lines=True))
+        self.pictured = shown != (line, heads, body)
+        self.line = Input(shown[0], id="request-line")
+        self.headers = TextArea(shown[1], id="headers", soft_wrap=False)
+        self.body = TextArea.code_editor(shown[2], language="xml", id="body", soft_wrap=False)
         self.schema = Label(id="schema")
         self.found = OptionList(id="findings")
 

@@ -209,11 +209,16 @@ def client_list(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._E
     return [el("Clients", *[_client_el(c) for c in s.clients.values()])]
 
 
+def _in_path(table: dict[int, dict[str, Any]], rest: list[str], what: str) -> dict[str, Any]:
+    """The record the path's last segment names (client.api/get/{id}), or Xero's error for it."""
+    found = table.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
+    if found is None:
+        raise XpmError(f"Invalid {what} identifier")
+    return found
+
+
 def client_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
-    client = s.clients.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
-    if client is None:
-        raise XpmError("Invalid client identifier")
-    return [_client_el(client)]
+    return [_client_el(_in_path(s.clients, rest, "client"))]
 
 
 def client_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
@@ -258,18 +263,13 @@ def _contact_el(c: dict[str, Any]) -> etree._Element:
 
 
 def contact_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
-    contact = s.contacts.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
-    if contact is None:
-        raise XpmError("Invalid contact identifier")
-    return [_contact_el(contact)]
+    return [_contact_el(_in_path(s.contacts, rest, "contact"))]
 
 
 def contact_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
     """PUT client.api/contact/{id}: <Contact> with the fields to change; Xero also accepts the
     contact's <Client><ID/></Client> in it (xpm_ruby contact/update.yml)."""
-    contact = s.contacts.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
-    if contact is None:
-        raise XpmError("Invalid contact identifier")
+    contact = _in_path(s.contacts, rest, "contact")
     doc = _body(req, "Contact")
     client = doc.find("Client")
     if client is not None and _int(child_text(client, "ID")) not in s.clients:
@@ -445,10 +445,7 @@ def time_job(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Elem
 
 
 def time_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
-    t = s.times.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
-    if t is None:
-        raise XpmError("Invalid time identifier")
-    return [_time_el(s, t)]
+    return [_time_el(s, _in_path(s.times, rest, "time"))]
 
 
 # --- staff -----------------------------------------------------------------------------------------
@@ -459,10 +456,7 @@ def staff_list(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._El
 
 
 def staff_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
-    st = s.staff.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
-    if st is None:
-        raise XpmError("Invalid staff identifier")
-    return [_staff_el(st)]
+    return [_staff_el(_in_path(s.staff, rest, "staff"))]
 
 
 def staff_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
