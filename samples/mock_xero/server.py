@@ -52,6 +52,11 @@ class _Server(ThreadingHTTPServer):
                 self.open.discard(tls)
             _close(tls)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (a proxy stopped by Ctrl+C) is routine, not a
+        # traceback on the terminal of whoever runs the mock or the demo.
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
     def close_connections(self) -> None:
         """Hang up on every client: a stopped Xero must not keep answering on kept-alive sockets."""
         with self.open_lock:
@@ -63,9 +68,6 @@ def _close(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):  # already gone
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
