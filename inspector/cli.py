@@ -583,6 +583,43 @@ def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str
     sys.exit(1 if r.failed(fail_on) else 0)
 
 
+@main.command(short_help="What recorded WorkflowMax v1 calls must change on v3.")
+@_db_option("SQLite file with the recorded v1 (api.workflowmax.com) traffic.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="text for a terminal, markdown for an issue or a pull request, json for scripts.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+@_catalog_option
+@user_errors
+def migrate(db: str, fmt: str, output: str | None, catalogs: tuple[str, ...]) -> None:
+    """The v1 to v3 migration checklist, per endpoint the app calls: its URL on Practice Manager 3.0
+    and WorkflowMax 3.0, OAuth 2.0 and xero-tenant-id in place of apiKey and accountKey, and each
+    recorded request body checked against both v3 schemas (WorkflowMax: ClientID to ClientUUID…).
+
+    Exits 0 (a checklist is not a verdict). Try a migrated call with
+    replay --as-v3 xpm|wfm --token T --tenant ID --to URL.
+
+    Example: xero-inspector migrate --db flows.db --format markdown -o MIGRATION.md
+    """
+    from . import migrate as migrate_mod
+    from .store import open_db
+
+    open_db(db, create=False).close()  # ours, and migrated
+    catalog, validator = _load_catalog(catalogs)
+    plan = migrate_mod.build(db, catalog, validator)
+    text = migrate_mod.RENDERERS[fmt](plan)
+    if output:
+        files.write(output, text)
+        click.echo(safe(f"{output}: {migrate_mod.summary(plan)}"), err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 @main.command(short_help="Check stored bodies again after a schema change.")
 @_db_option("SQLite file to re-check.")
 @_catalog_option
@@ -740,6 +777,11 @@ def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...])
 )
 @click.option("--ca", type=click.Path(exists=True, dir_okay=False), help="Also trust this CA (besides SSL_CERT_FILE…).")
 @click.option("--keep-idempotency-key", is_flag=True, help="Send the recorded Idempotency-Key, not a fresh one.")
+@click.option(
+    "--as-v3",
+    type=click.Choice(["xpm", "wfm"]),
+    help="Send WorkflowMax v1 calls to their v3 URL (Practice Manager or WorkflowMax) with --token and --tenant.",
+)
 @_allow_plain_http_option
 @click.option("--yes", is_flag=True, help="Replay POST/PUT/DELETE too: they create or change data.")
 @click.option("--keep-secrets", is_flag=True, help="Store the replays' tokens and keys as they are.")
@@ -757,6 +799,7 @@ def replay(
     secrets: tuple[str, ...],
     ca: str | None,
     keep_idempotency_key: bool,
+    as_v3: str | None,
     allow_plain_http: bool,
     yes: bool,
     keep_secrets: bool,
@@ -766,7 +809,9 @@ def replay(
 
     Each answer is classified and validated like captured traffic. Writes (POST, PUT,
     DELETE) change a real organisation: they are refused unless --yes. Exits 1 when any
-    replay still fails, 2 when nothing could be sent.
+    replay still fails, 2 when nothing could be sent. With --as-v3, WorkflowMax v1 calls go to
+    their v3 URL with a Bearer token and xero-tenant-id instead of apiKey and accountKey; the
+    body is sent as recorded, and the answer is checked against the v3 schemas.
 
     Example: xero-inspector replay --failed --since 1h --to https://127.0.0.1:8443 --ca mock-xero-ca.pem
     """
@@ -777,16 +822,23 @@ def replay(
         raise click.UsageError("give flow IDs, or --failed / --filter (not both)")
     if since and ids:
         raise click.UsageError("--since goes with --failed or --filter")
+    token = token or rp.Options.env_token()
+    if as_v3 and not (token and tenant):
+        raise UserError(
+            "--as-v3 sends an OAuth 2.0 call: give --token (or set XERO_ACCESS_TOKEN) and --tenant "
+            "(the organisation's tenantId from GET https://api.xero.com/connections)"
+        )
     catalog, validator = _load_catalog(catalogs)
     try:
         opts = rp.Options(
-            token=token or rp.Options.env_token(),
+            token=token,
             tenant=tenant,
             to=to,
             secrets=rp.parse_secrets(secrets),
             keep_idempotency_key=keep_idempotency_key,
             ca=ca,
             allow_plain_http=allow_plain_http,
+            as_v3=as_v3,
         )
         code = run_replay(db, ids, failed, filter_expr, since, opts, yes, keep_secrets, catalog, validator)
     except rp.ReplayError as e:

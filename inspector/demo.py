@@ -13,11 +13,16 @@ from pathlib import Path
 from rich.console import Console
 
 from .ca import ca_cert_path
+from .catalog import Catalog
+from .flows import connect, load
+from .replay import Options, Replayer
 from .samples.demo_traffic import DemoTraffic
-from .samples.mock_xero import MockXero
+from .samples.mock_xero import TENANTS, MockXero
 from .spawn import SpawnError, check_port, free_port, start_proxy, stop_proxy, tail
 from .store import StoreError, check_path, open_db
 from .summary import render, summarize
+from .text import safe
+from .validate import Validator
 
 
 class DemoError(Exception):
@@ -53,6 +58,8 @@ def run(db: Path, confdir: str, port: int | None, console: Console) -> int:
             code = stop_proxy(proc)
         if code not in (0, -signal.SIGINT):
             raise DemoError(f"the proxy ended with {code}:\n{tail(log)}")
+    with MockXero() as mock:  # the traffic's last step took the first one down
+        migrate_to_v3(db, mock, console)
     try:
         database = open_db(db, create=False)
     except StoreError as e:
@@ -61,3 +68,28 @@ def run(db: Path, confdir: str, port: int | None, console: Console) -> int:
         console.print()
         render(summarize(database), console)
     return 0
+
+
+def migrate_to_v3(db: Path, mock: MockXero, console: Console) -> None:
+    """The recorded v1 calls tried on v3, as `replay --as-v3 xpm|wfm` does: the read passes on
+    both; the writes pass on Practice Manager (integer ids) and fail on WorkflowMax until their
+    bodies name records by UUID, which `migrate` lists."""
+    console.print("WorkflowMax v1 calls replayed on v3 (replay --as-v3), straight to the mock")
+    catalog = Catalog.load()
+    conn = connect(db)
+    try:
+        ids = [r[0] for r in conn.execute("SELECT id FROM flows WHERE family = 'wfm-legacy' ORDER BY id")]
+        flows = [f for f in (load(conn, i) for i in ids) if f is not None]
+    finally:
+        conn.close()
+    token = mock.app.tokens.issue(["practicemanager", "workflowmax"])
+    for key, tenant_type in (("xpm", "PRACTICEMANAGER"), ("wfm", "WORKFLOWMAX")):
+        tenant = next(t.id for t in TENANTS if t.type == tenant_type)
+        opts = Options(token=token, tenant=tenant, to=mock.url, ca=str(mock.ca_path), as_v3=key)
+        with Replayer(db, catalog, Validator.for_catalog(catalog), opts) as replayer:
+            for flow in flows:
+                result = replayer.send(flow, replayer.prepare(flow))
+                why = f"  ({result.error})" if result.error else ""
+                line = f"  {result.status or '---'}  #{flow.id} {flow.row['method']} {flow.row['endpoint']} as {key} v3"
+                console.print(safe(f"{line}: {result.verdict}{why}"), highlight=False, markup=False)
+    console.print(f"  the checklist: xero-inspector migrate --db {db}", highlight=False, markup=False)

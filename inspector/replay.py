@@ -33,6 +33,7 @@ from .record import FlowRecord, Headers, header
 from .redact import FINGERPRINT_RE, is_redacted, rewrite_form
 from .spawn import is_loopback
 from .store import insert, open_db, tenant_names
+from .v3 import TARGETS, v3_url
 from .validate import Validator
 
 if TYPE_CHECKING:  # httpx is imported when a replay is sent: the browser starts without it
@@ -109,6 +110,7 @@ class Options:
     ca: str | None = None
     timeout: float = 30.0
     allow_plain_http: bool = False  # to a host other than loopback: the token would travel in clear
+    as_v3: str | None = None  # a WorkflowMax v1 call sent to its v3 successor: "xpm" or "wfm" (v3.TARGETS)
 
     @staticmethod
     def env_token() -> str | None:
@@ -157,9 +159,24 @@ def request_of(flow: StoredFlow) -> Request:
     return Request(str(row["method"]), str(row["url"]), headers, data)
 
 
+def as_v3(req: Request, catalog: Catalog, target: str, flow_id: int | str) -> tuple[Request, str]:
+    """A v1 call as its v3 successor would take it: the v3 URL, apiKey and accountKey gone
+    (``prepare`` then adds the token and xero-tenant-id); headers and body as recorded."""
+    parts = urlsplit(req.url)
+    family = catalog.classify(req.method, (parts.hostname or "").lower(), parts.path).family
+    if family != "wfm-legacy":
+        raise ReplayError(f"flow {flow_id} is a {family} call, not WorkflowMax v1: --as-v3 translates v1 calls only")
+    return replace(req, url=v3_url(req.url, TARGETS[target])), (
+        f"--as-v3 {target}: sent to {TARGETS[target].base}/…, apiKey and accountKey dropped"
+    )
+
+
 def prepare(req: Request, catalog: Catalog, opts: Options, flow_id: int | str = "edited") -> Prepared:
     """Put secrets back and refresh what must not be sent twice; refuse a placeholder."""
     notes: list[str] = []
+    if opts.as_v3:
+        req, note = as_v3(req, catalog, opts.as_v3, flow_id)
+        notes.append(note)
     parts = urlsplit(req.url)
     cls = catalog.classify(req.method, (parts.hostname or "").lower(), parts.path)
     fam = catalog.family(cls.family)

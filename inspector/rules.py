@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from lxml import etree
 
@@ -19,6 +19,7 @@ from .facts import BodyVerdict, RateLimits, TokenFacts
 from .findings import Finding
 from .record import FlowRecord, header
 from .redact import SECRET_FIELDS
+from .v3 import TARGETS, v3_url
 
 LIMITS = {
     "minute": "60 calls per minute per organisation",
@@ -27,11 +28,6 @@ LIMITS = {
 }
 # Warn when this little is left: a few seconds of a busy sync loop.
 LOW_MINUTE, LOW_DAY, LOW_APP_MINUTE = 5, 250, 500
-V3_BASES = (
-    ("Practice Manager", "https://api.xero.com/practicemanager/3.0"),
-    ("WorkflowMax", "https://api.xero.com/workflowmax/3.0"),
-)
-LEGACY_KEYS = frozenset({"apikey", "accountkey"})
 
 # What to do about the Practice Manager error texts seen on the real API (XERO.md §4.1).
 XPM_HINTS = {
@@ -68,13 +64,7 @@ Check = Callable[[Exchange], Iterator[Finding]]
 def retired_endpoint(x: Exchange) -> Iterator[Finding]:
     if x.family is None or not x.family.retired:
         return
-    parts = urlsplit(x.rec.url)
-    path = parts.path
-    if path.lower().startswith("/v3/"):
-        path = path[3:]
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in LEGACY_KEYS]
-    suffix = path + ("?" + urlencode(query) if query else "")
-    instead = " or ".join(f"{base}{suffix} ({name})" for name, base in V3_BASES)
+    instead = " or ".join(f"{v3_url(x.rec.url, t)} ({t.title})" for t in TARGETS.values())
     yield Finding.of(
         "exchange",
         "retired-endpoint",

@@ -174,13 +174,27 @@ class DemoTraffic:
         )
 
     def legacy(self) -> None:
-        """A legacy WorkflowMax v1 call, keys in the URL (retired in 2020)"""
+        """An app still on WorkflowMax v1, keys in the URL (retired in 2020): a read and two writes"""
         c = self.config
+        keys = {"apiKey": c.legacy_api_key, "accountKey": c.legacy_account_key}
+        self.call("GET api.workflowmax.com/job.api/current", "GET", f"{LEGACY}/job.api/current", params=keys)
+        start = date.today()
         self.call(
-            "GET api.workflowmax.com/job.api/current?apiKey&accountKey",
-            "GET",
-            f"{LEGACY}/job.api/current",
-            params={"apiKey": c.legacy_api_key, "accountKey": c.legacy_account_key},
+            "POST api.workflowmax.com/job.api/add (integer ClientID)",
+            "POST",
+            f"{LEGACY}/job.api/add",
+            params=keys,
+            content=(
+                "<Job><Name>Fit-out quote</Name><ClientID>24097642</ClientID>"
+                f"<StartDate>{start:%Y%m%d}</StartDate><DueDate>{start + timedelta(days=14):%Y%m%d}</DueDate></Job>"
+            ),
+        )
+        self.call(
+            "PUT api.workflowmax.com/job.api/assign (add id)",
+            "PUT",
+            f"{LEGACY}/job.api/assign",
+            params=keys,
+            content='<Job><ID>J000001</ID><add id="859231"/></Job>',
         )
 
     def customer_api(self) -> None:

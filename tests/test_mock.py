@@ -193,6 +193,59 @@ def test_xpm_takes_the_shapes_xero_accepted() -> None:
     assert b"<ErrorDescription>Invalid staff identifier for add request</ErrorDescription>" in refused.body
 
 
+def test_workflowmax_names_records_by_uuid() -> None:
+    """WorkflowMax 3.0 in the mock: the Practice Manager calls with UUIDs in place of integer ids
+    (<ClientUUID>, <TaskUUID>, <StaffUUID>, <add uuid/>); each answer carries <UUID> and passes the
+    wfm-3.0 response schema; an integer ClientID is refused as Xero refuses a missing element."""
+    app = MockApp()
+    token = app.tokens.issue(["workflowmax"])
+    agency = next(t.id for t in TENANTS if t.type == "WORKFLOWMAX")
+    catalog = Catalog.load()
+    validator = Validator.for_catalog(catalog)
+    h = {"authorization": f"Bearer {token}", "xero_tenant_id": agency}
+    base = "/workflowmax/3.0"
+
+    def ok(method: str, op: str, body: bytes = b"") -> bytes:
+        resp = call(app, method, f"{base}/{op}", body, **h)
+        assert resp.status == 200 and b"<Status>OK</Status>" in resp.body, resp.body
+        answer = target(catalog, f"{method} https://api.xero.com{base}/{op.split('?')[0]}", response=True)
+        assert [f for f in check_file(validator, answer, resp.body) if f.severity != "info"] == []
+        return resp.body
+
+    clients = ok("GET", "client.api/list")
+    client = clients.split(b"<UUID>")[1].split(b"</UUID>")[0].decode()
+    assert b"<ID>" not in clients.split(b"<Contacts")[0]
+    staff = ok("GET", "staff.api/list").split(b"<UUID>")[1].split(b"</UUID>")[0].decode()
+    job_add = (
+        f"<Job><Name>Brand refresh</Name><ClientUUID>{client}</ClientUUID>"
+        "<StartDate>20240801</StartDate><DueDate>20240930</DueDate></Job>"
+    ).encode()
+    assert [
+        f for f in check_file(validator, target(catalog, f"POST https://api.xero.com{base}/job.api/add"), job_add)
+    ] == []
+    job = ok("POST", "job.api/add", job_add)
+    number = job.split(b"<ID>")[1].split(b"</ID>")[0].decode()
+    task = job.split(b"<Tasks><Task><UUID>")[1].split(b"</UUID>")[0].decode()
+    ok("PUT", "job.api/assign", f'<Job><ID>{number}</ID><add uuid="{staff}"/></Job>'.encode())
+    time_add = (
+        f"<Timesheet><Job>{number}</Job><TaskUUID>{task}</TaskUUID><StaffUUID>{staff}</StaffUUID>"
+        "<Date>20240805</Date><Minutes>90</Minutes></Timesheet>"
+    ).encode()
+    assert f"<StaffUUID>{staff}" in time_add.decode()
+    ok("POST", "time.api/add", time_add)
+    assert f"<Staff><UUID>{staff}</UUID>".encode() in ok("GET", f"job.api/get/{number}")
+    refused = call(
+        app,
+        "POST",
+        f"{base}/job.api/add",
+        b"<Job><Name>x</Name><ClientID>24097642</ClientID><StartDate>20240801</StartDate><DueDate>20240930</DueDate></Job>",
+        **h,
+    )
+    assert b"missing - /Job/ClientUUID" in refused.body
+    practice = call(app, "GET", f"{base}/client.api/list", authorization=f"Bearer {token}", xero_tenant_id=PRACTICE)
+    assert practice.status == 403  # a Practice Manager tenant is not a WorkflowMax one
+
+
 def test_accounting_both_wrappers_and_the_api_exception(app: MockApp, token: str) -> None:
     h = {"authorization": f"Bearer {token}", "xero_tenant_id": ORG}
     line = b"<LineItems><LineItem><Description>d</Description><Quantity>1</Quantity><UnitAmount>10</UnitAmount></LineItem></LineItems>"

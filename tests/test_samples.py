@@ -108,3 +108,24 @@ def test_every_sample_file_is_annotated() -> None:
 
 def test_every_built_in_schema_compiles() -> None:
     assert preload(CATALOG, SchemaCache(), builtin=True) > 80
+
+
+def test_no_valid_sample_warns_under_validates_default() -> None:
+    """What a user sees: `validate` as typed, with its default --fail-on, on every sample named
+    valid (those written from bodies Xero accepted among them), prints no finding and exits 0."""
+    from click.testing import CliRunner
+
+    from inspector.cli import main
+
+    by_endpoint: dict[tuple[str, bool], list[str]] = {}
+    for family, case in CASES:
+        if ".valid." in case["file"]:
+            key = (case["endpoint"], bool(case.get("response", False)))
+            by_endpoint.setdefault(key, []).append(str(BODIES / family / case["file"]))
+    assert len(by_endpoint) >= 25  # the samples were found
+    for (endpoint, response), files in by_endpoint.items():
+        args = ["validate", *files, "--endpoint", endpoint, *(["--response"] if response else [])]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, (endpoint, result.output)
+        assert "warning[" not in result.output and "error[" not in result.output, result.output
+        assert "0 errors, 0 warnings" in result.output, result.output

@@ -46,6 +46,7 @@ class MockApp:
         self.limiter = RateLimiter(self.config, clock)
         self.tenants = {t.id: t for t in self.config.tenants}
         self.xpm = {t.id: xpm.XpmState.seeded() for t in self.config.tenants if t.type == "PRACTICEMANAGER"}
+        self.wfm = {t.id: xpm.XpmState.seeded(xpm.WORKFLOWMAX) for t in self.config.tenants if t.type == "WORKFLOWMAX"}
         self.accounting = {
             t.id: accounting.AccountingState.seeded() for t in self.config.tenants if t.type == "ORGANISATION"
         }
@@ -80,6 +81,7 @@ class MockApp:
             return self._connections(req)
         for prefix, types, api in (
             ("/practicemanager/3.0/", ("PRACTICEMANAGER",), self._xpm),
+            ("/workflowmax/3.0/", ("WORKFLOWMAX",), self._wfm),
             ("/api.xro/2.0/", ("ORGANISATION",), self._accounting),
         ):
             if path.startswith(prefix):
@@ -128,6 +130,11 @@ class MockApp:
         if not segments:
             return MockResponse(404, b"Not Found", [("Content-Type", "text/plain")])
         return xpm.handle(req, self.xpm[tenant], segments)
+
+    def _wfm(self, req: MockRequest, tenant: str, segments: list[str]) -> MockResponse:
+        if not segments:
+            return MockResponse(404, b"Not Found", [("Content-Type", "text/plain")])
+        return xpm.handle(req, self.wfm[tenant], segments)
 
     def _accounting(self, req: MockRequest, tenant: str, segments: list[str]) -> MockResponse:
         key = (req.header("idempotency-key") or "").strip()

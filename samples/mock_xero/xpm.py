@@ -1,4 +1,8 @@
-"""Practice Manager 3.0 in the mock: client, job, time and staff (list/get/add/update/state).
+"""Practice Manager 3.0 and WorkflowMax 3.0 in the mock: client, job, time and staff.
+
+The two APIs share their shapes; WorkflowMax 3.0 names records by UUID where Practice
+Manager uses integers (XERO.md §1): <ClientUUID> for <ClientID>, <UUID> for <ID>,
+<TaskUUID>/<StaffUUID> in a timesheet, <add uuid=""/>. A job keeps its number in both.
 
 Errors come back as HTTP 200 with <Status>ERROR</Status>, as Xero does (XERO.md §4.1).
 Error texts seen on the real API are used verbatim; the few the mock needs beyond those
@@ -30,6 +34,46 @@ class XpmError(Exception):
     """An application error: answered as 200 + <Status>ERROR</Status>."""
 
 
+# The mock's WorkflowMax UUIDs carry the record's number in their last group, so one state
+# serves both APIs. (Real UUIDs are random; nothing outside the mock may rely on this.)
+_UUID_PREFIX = "0f3a5c2e-7b1d-4e2a-9c11-"
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How an API names a client, contact, staff member, task or time entry."""
+
+    uuids: bool = False
+
+    @property
+    def tag(self) -> str:
+        return "UUID" if self.uuids else "ID"
+
+    @property
+    def attr(self) -> str:
+        return "uuid" if self.uuids else "id"
+
+    def field(self, name: str) -> str:
+        """ClientID -> ClientUUID, Task -> TaskUUID (WorkflowMax); unchanged for Practice Manager."""
+        if not self.uuids:
+            return name
+        return (name[:-2] if name.endswith("ID") else name) + "UUID"
+
+    def show(self, number: int) -> str | int:
+        return f"{_UUID_PREFIX}{number:012d}" if self.uuids else number
+
+    def read(self, text: str | None) -> int | None:
+        if text is None:
+            return None
+        if self.uuids:
+            text = text.strip().lower()
+            return _int(text[len(_UUID_PREFIX) :]) if text.startswith(_UUID_PREFIX) else None
+        return _int(text)
+
+
+PRACTICE_MANAGER, WORKFLOWMAX = Naming(), Naming(uuids=True)
+
+
 @dataclass
 class XpmState:
     clients: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -39,10 +83,11 @@ class XpmState:
     times: dict[int, dict[str, Any]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(24097700))
     job_numbers: itertools.count = field(default_factory=lambda: itertools.count(2))
+    naming: Naming = PRACTICE_MANAGER
 
     @classmethod
-    def seeded(cls) -> XpmState:
-        s = cls()
+    def seeded(cls, naming: Naming = PRACTICE_MANAGER) -> XpmState:
+        s = cls(naming=naming)
         s.clients[24097642] = {
             "ID": 24097642,
             "Name": "Acme Plumbing Ltd",
@@ -139,10 +184,10 @@ def _iso(d: datetime | None) -> str | None:
 # --- rendering ------------------------------------------------------------------------------
 
 
-def _client_el(c: dict[str, Any]) -> etree._Element:
+def _client_el(s: XpmState, c: dict[str, Any]) -> etree._Element:
     return el(
         "Client",
-        el("ID", c["ID"]),
+        el(s.naming.tag, s.naming.show(c["ID"])),
         el("Name", c["Name"]),
         el("Email", c.get("Email")),
         el("Phone", c.get("Phone")),
@@ -156,8 +201,8 @@ def _client_el(c: dict[str, Any]) -> etree._Element:
     )
 
 
-def _ref(tag: str, id_: Any, name: str) -> etree._Element:
-    return el(tag, el("ID", id_), el("Name", name))
+def _ref(s: XpmState, tag: str, number: int, name: str) -> etree._Element:
+    return el(tag, el(s.naming.tag, s.naming.show(number)), el("Name", name))
 
 
 def _job_el(s: XpmState, j: dict[str, Any]) -> etree._Element:
@@ -167,22 +212,24 @@ def _job_el(s: XpmState, j: dict[str, Any]) -> etree._Element:
         el("ID", j["ID"]),
         el("Name", j["Name"]),
         el("Description", j.get("Description")),
-        _ref("Client", client["ID"], client["Name"]),
+        _ref(s, "Client", client["ID"], client["Name"]),
         el("ClientOrderNumber", j.get("ClientOrderNumber")),
         el("State", j["State"]),
         el("StartDate", _iso(j["StartDate"])),
         el("DueDate", _iso(j["DueDate"])),
-        *[_ref(role, j[role], s.staff[j[role]]["Name"]) for role in ("Manager", "Partner") if j.get(role)],
-        el("Assigned", *[_ref("Staff", sid, s.staff[sid]["Name"]) for sid in j["Assigned"]]),
-        el("Tasks", *[el("Task", el("ID", t["ID"]), el("Name", t["Name"])) for t in j["Tasks"]]),
+        *[_ref(s, role, j[role], s.staff[j[role]]["Name"]) for role in ("Manager", "Partner") if j.get(role)],
+        el("Assigned", *[_ref(s, "Staff", sid, s.staff[sid]["Name"]) for sid in j["Assigned"]]),
+        el("Tasks", *[_ref(s, "Task", t["ID"], t["Name"]) for t in j["Tasks"]]),
         el("Milestones"),
         el("Notes"),
     )
 
 
-def _staff_el(st: dict[str, Any]) -> etree._Element:
+def _staff_el(s: XpmState, st: dict[str, Any]) -> etree._Element:
     return el(
-        "Staff", *(el(k, st.get(k)) for k in ("ID", "Name", "Email", "Phone", "Mobile", "Address", "PayrollCode"))
+        "Staff",
+        el(s.naming.tag, s.naming.show(st["ID"])),
+        *(el(k, st.get(k)) for k in ("Name", "Email", "Phone", "Mobile", "Address", "PayrollCode")),
     )
 
 
@@ -191,10 +238,10 @@ def _time_el(s: XpmState, t: dict[str, Any]) -> etree._Element:
     task = next(x for x in job["Tasks"] if x["ID"] == t["Task"])
     return el(
         "Time",
-        el("ID", t["ID"]),
-        _ref("Job", job["ID"], job["Name"]),
-        _ref("Task", task["ID"], task["Name"]),
-        _ref("Staff", t["Staff"], s.staff[t["Staff"]]["Name"]),
+        el(s.naming.tag, s.naming.show(t["ID"])),
+        el("Job", el("ID", job["ID"]), el("Name", job["Name"])),
+        _ref(s, "Task", task["ID"], task["Name"]),
+        _ref(s, "Staff", t["Staff"], s.staff[t["Staff"]]["Name"]),
         el("Date", _iso(t["Date"])),
         el("Minutes", t["Minutes"]),
         el("Note", t.get("Note")),
@@ -206,19 +253,19 @@ def _time_el(s: XpmState, t: dict[str, Any]) -> etree._Element:
 
 
 def client_list(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
-    return [el("Clients", *[_client_el(c) for c in s.clients.values()])]
+    return [el("Clients", *[_client_el(s, c) for c in s.clients.values()])]
 
 
-def _in_path(table: dict[int, dict[str, Any]], rest: list[str], what: str) -> dict[str, Any]:
+def _in_path(s: XpmState, table: dict[int, dict[str, Any]], rest: list[str], what: str) -> dict[str, Any]:
     """The record the path's last segment names (client.api/get/{id}), or Xero's error for it."""
-    found = table.get(_int(rest[0]) if rest else None)  # type: ignore[arg-type]
+    found = table.get(s.naming.read(rest[0]) if rest else None)  # type: ignore[arg-type]
     if found is None:
         raise XpmError(f"Invalid {what} identifier")
     return found
 
 
 def client_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
-    return [_client_el(_in_path(s.clients, rest, "client"))]
+    return [_client_el(s, _in_path(s, s.clients, rest, "client"))]
 
 
 def client_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
@@ -232,12 +279,12 @@ def client_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._El
         "Name": name,
         **{k: child_text(doc, k) for k in ("Email", "Phone", "Address", "City", "PostCode", "Country")},
     }
-    return [_client_el(s.clients[cid])]
+    return [_client_el(s, s.clients[cid])]
 
 
 def client_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
     doc = _body(req, "Client")
-    client = s.clients.get(_int(child_text(doc, "ID")))  # type: ignore[arg-type]
+    client = s.clients.get(s.naming.read(child_text(doc, s.naming.tag)))  # type: ignore[arg-type]
     if client is None:
         raise XpmError("Invalid client identifier")
     name = child_text(doc, "Name")
@@ -249,33 +296,35 @@ def client_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree.
             **{k: v for k in ("Email", "Phone", "Address", "City", "PostCode", "Country") if (v := child_text(doc, k))},
         }
     )
-    return [_client_el(client)]
+    return [_client_el(s, client)]
 
 
 _CONTACT_FIELDS = ("Name", "Mobile", "Email", "Phone", "Position", "Salutation", "Addressee", "IsPrimary")
 
 
-def _contact_el(c: dict[str, Any]) -> etree._Element:
+def _contact_el(s: XpmState, c: dict[str, Any]) -> etree._Element:
     # Every field, empty ones included, in the order Xero answers (xpm_ruby contact/update.yml).
     return el(
-        "Contact", el("ID", c["ID"]), *(el(k, c.get(k, "No" if k == "IsPrimary" else "")) for k in _CONTACT_FIELDS)
+        "Contact",
+        el(s.naming.tag, s.naming.show(c["ID"])),
+        *(el(k, c.get(k, "No" if k == "IsPrimary" else "")) for k in _CONTACT_FIELDS),
     )
 
 
 def contact_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
-    return [_contact_el(_in_path(s.contacts, rest, "contact"))]
+    return [_contact_el(s, _in_path(s, s.contacts, rest, "contact"))]
 
 
 def contact_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
     """PUT client.api/contact/{id}: <Contact> with the fields to change; Xero also accepts the
     contact's <Client><ID/></Client> in it (xpm_ruby contact/update.yml)."""
-    contact = _in_path(s.contacts, rest, "contact")
+    contact = _in_path(s, s.contacts, rest, "contact")
     doc = _body(req, "Contact")
     client = doc.find("Client")
-    if client is not None and _int(child_text(client, "ID")) not in s.clients:
+    if client is not None and s.naming.read(child_text(client, s.naming.tag)) not in s.clients:
         raise XpmError("Invalid client identifier")
     contact.update({k: v for k in _CONTACT_FIELDS if (v := child_text(doc, k)) is not None})
-    return [_contact_el(contact)]
+    return [_contact_el(s, contact)]
 
 
 # --- jobs -------------------------------------------------------------------------------------
@@ -305,17 +354,17 @@ def job_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Eleme
 def job_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
     doc = _body(req, "Job")
     name = _required(doc, "Name")
-    client_id = _required(doc, "ClientID")
+    client_id = s.naming.read(_required(doc, s.naming.field("ClientID")))
     start = _date(_required(doc, "StartDate"), "StartDate")
     due = _date(_required(doc, "DueDate"), "DueDate")
-    if _int(client_id) not in s.clients:
+    if client_id not in s.clients:
         raise XpmError("Invalid client identifier")
     number = f"J{next(s.job_numbers):06d}"
     s.jobs[number] = {
         "ID": number,
         "Name": name,
         "Description": child_text(doc, "Description"),
-        "ClientID": _int(client_id),
+        "ClientID": client_id,
         "ClientOrderNumber": child_text(doc, "ClientNumber"),
         "State": "Planned",
         "StartDate": start,
@@ -337,10 +386,10 @@ def job_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._El
     for key in ("StartDate", "DueDate"):
         if (value := child_text(doc, key)) is not None:
             job[key] = _date(value, key)
-    if (client := child_text(doc, "ClientID")) is not None:  # accepted by Xero (xpm_ruby job/update.yml)
-        if _int(client) not in s.clients:
+    if (client := child_text(doc, s.naming.field("ClientID"))) is not None:  # xpm_ruby job/update.yml
+        if s.naming.read(client) not in s.clients:
             raise XpmError("Invalid client identifier")
-        job["ClientID"] = _int(client)
+        job["ClientID"] = s.naming.read(client)
     return [_job_el(s, job)]
 
 
@@ -355,7 +404,7 @@ def job_assign(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._El
         if not isinstance(change.tag, str) or change.tag == "ID":
             continue
         what, _, role = change.tag.partition("-")
-        staff = _int(change.get("id"))
+        staff = s.naming.read(change.get(s.naming.attr))
         if what == "add" and staff not in s.staff:
             raise XpmError("Invalid staff identifier for add request")
         if role in ("manager", "partner"):
@@ -386,10 +435,10 @@ def _timesheet(doc: etree._Element, s: XpmState, t: dict[str, Any]) -> None:
     job = s.jobs.get((_required(doc, "Job")).upper())
     if job is None:
         raise XpmError("Invalid job identifier")
-    task = _int(_required(doc, "Task"))
+    task = s.naming.read(_required(doc, s.naming.field("Task")))
     if task not in {x["ID"] for x in job["Tasks"]}:
         raise XpmError("Invalid task identifier")
-    staff = _int(_required(doc, "Staff"))
+    staff = s.naming.read(_required(doc, s.naming.field("Staff")))
     if staff not in s.staff:
         raise XpmError("Invalid staff identifier")
     minutes = _int(child_text(doc, "Minutes"))
@@ -422,7 +471,7 @@ def time_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Elem
 
 def time_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
     doc = _body(req, "Timesheet")
-    t = s.times.get(_int(child_text(doc, "ID")))  # type: ignore[arg-type]
+    t = s.times.get(s.naming.read(child_text(doc, s.naming.tag)))  # type: ignore[arg-type]
     if t is None:
         raise XpmError("Invalid time identifier")
     _timesheet(doc, s, t)
@@ -445,23 +494,23 @@ def time_job(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Elem
 
 
 def time_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
-    return [_time_el(s, _in_path(s.times, rest, "time"))]
+    return [_time_el(s, _in_path(s, s.times, rest, "time"))]
 
 
 # --- staff -----------------------------------------------------------------------------------------
 
 
 def staff_list(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
-    return [el("StaffList", *[_staff_el(st) for st in s.staff.values()])]
+    return [el("StaffList", *[_staff_el(s, st) for st in s.staff.values()])]
 
 
 def staff_get(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
-    return [_staff_el(_in_path(s.staff, rest, "staff"))]
+    return [_staff_el(s, _in_path(s, s.staff, rest, "staff"))]
 
 
 def staff_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
     doc = _body(req, "Staff")
-    if child_text(doc, "ID") is not None:
+    if child_text(doc, s.naming.tag) is not None:
         raise XpmError("Invalid staff identifier for add request")
     name = _required(doc, "Name")
     sid = next(s.ids)
@@ -470,12 +519,12 @@ def staff_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Ele
         "Name": name,
         **{k: child_text(doc, k) for k in ("Email", "Phone", "Mobile", "Address", "PayrollCode")},
     }
-    return [_staff_el(s.staff[sid])]
+    return [_staff_el(s, s.staff[sid])]
 
 
 def staff_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
     doc = _body(req, "Staff")
-    st = s.staff.get(_int(child_text(doc, "ID")))  # type: ignore[arg-type]
+    st = s.staff.get(s.naming.read(child_text(doc, s.naming.tag)))  # type: ignore[arg-type]
     if st is None:
         raise XpmError("Invalid staff identifier")
     st.update(
@@ -485,7 +534,7 @@ def staff_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._
             if (v := child_text(doc, k)) is not None
         }
     )
-    return [_staff_el(st)]
+    return [_staff_el(s, st)]
 
 
 # (HTTP method, resource, method segment) -> (api-method attribute, handler).
