@@ -26,6 +26,9 @@ LIMITS = {
     "day": "5,000 calls per day per organisation",
     "appminute": "10,000 calls per minute for the app across all organisations",
 }
+# Xero accepted a token 155 s past its exp (xpm_ruby job/current.yml, recorded live in 2020): the
+# gateway allows for clock skew, 5 minutes being the usual JWT validators' default.
+CLOCK_SKEW_S = 300
 # Warn when this little is left: a few seconds of a busy sync loop.
 LOW_MINUTE, LOW_DAY, LOW_APP_MINUTE = 5, 250, 500
 
@@ -91,9 +94,12 @@ def token_expired(x: Exchange) -> Iterator[Finding]:
     if exp is not None and exp < x.rec.started_at:
         ago = int(x.rec.started_at - exp)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(exp))
-        yield Finding.of(
-            "request", "token-expired", f"the access token expired at {stamp}, {ago} s before this request"
-        )
+        said = f"the access token expired at {stamp}, {ago} s before this request"
+        if ago <= CLOCK_SKEW_S and (x.rec.status is None or x.rec.status < 400):
+            # Xero took it all the same: a warning that the refresh comes late, not an error.
+            yield Finding.of("request", "token-expired", f"{said}; Xero still accepted it", severity="warning")
+        else:
+            yield Finding.of("request", "token-expired", said)
         return
     if x.rec.status == 401:
         detail = x.verdict.error.message if x.verdict.error else ""

@@ -50,7 +50,7 @@ def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) 
 
 @pytest.fixture(scope="module")
 def captured(tmp_path_factory: pytest.TempPathFactory, confdir: Path) -> Path:
-    """The demo's traffic, recorded through a real mitmproxy over TLS (76 exchanges of every kind)."""
+    """The demo's traffic, recorded through a real mitmproxy over TLS (84 exchanges of every kind, the v3 replays of its v1 calls among them)."""
     tmp = tmp_path_factory.mktemp("interop")
     db = tmp / "captured.db"
     out = cli("demo", "--headless", "--db", str(db), "--confdir", str(confdir), cwd=tmp)
@@ -389,7 +389,7 @@ def test_curl_export_reproduces_each_call_with_secrets_as_variables(captured: Pa
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     script = tmp_path / "calls.sh"
-    expr = "~u client.api/list | ~u job.api/add | ~u networktest"
+    expr = "~u client.api/list | ~u practicemanager/3.0/job.api/add | ~u networktest"  # not the v1 calls
     out = cli("export", "--db", str(captured), "--format", "curl", "--filter", expr, "-o", str(script))
     assert out.returncode == 0, out.stderr
     text = script.read_text()
@@ -398,7 +398,8 @@ def test_curl_export_reproduces_each_call_with_secrets_as_variables(captured: Pa
     assert '"Authorization: Bearer ${XERO_ACCESS_TOKEN}"' in text and "apiKey=${XERO_API_KEY}" in text
     n = count(
         captured,
-        "SELECT count(*) FROM flows WHERE url LIKE '%client.api/list%' OR url LIKE '%job.api/add%' OR url LIKE '%networktest%'",
+        "SELECT count(*) FROM flows WHERE url LIKE '%client.api/list%' OR url LIKE '%practicemanager/3.0/job.api/add%' "
+        "OR url LIKE '%networktest%'",
     )
     assert text.count("\ncurl ") == n
 
@@ -420,7 +421,8 @@ def test_curl_export_reproduces_each_call_with_secrets_as_variables(captured: Pa
     conn = sqlite3.connect(captured)
     recorded = conn.execute(
         "SELECT f.method, f.path, b.text, f.url, f.status FROM flows f LEFT JOIN bodies b ON b.flow_id = f.id AND b.side = 'request' "
-        "WHERE f.url LIKE '%client.api/list%' OR f.url LIKE '%job.api/add%' OR f.url LIKE '%networktest%' ORDER BY f.id"
+        "WHERE f.url LIKE '%client.api/list%' OR f.url LIKE '%practicemanager/3.0/job.api/add%' OR f.url LIKE '%networktest%' "
+        "ORDER BY f.id"
     ).fetchall()
     conn.close()
     for (method, path, body, url, status), exchange in zip(recorded, sent, strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -14,9 +15,11 @@ from inspector.samples.mock_xero.wire import MockRequest
 from inspector.catalog import Catalog
 from inspector.checkfiles import check_file, target
 from inspector.validate import Validator
-from tests.test_samples import BODIES
+from tests.test_samples import BODIES, CATALOG, VALIDATOR
+from tests.test_samples import CASES as SAMPLE_CASES
 
 PRACTICE, ORG = TENANTS[0].id, TENANTS[1].id
+AGENCY = next(t.id for t in TENANTS if t.type == "WORKFLOWMAX")
 
 
 def call(app: MockApp, method: str, path: str, body: bytes = b"", query: str = "", **headers: str):
@@ -199,7 +202,7 @@ def test_workflowmax_names_records_by_uuid() -> None:
     wfm-3.0 response schema; an integer ClientID is refused as Xero refuses a missing element."""
     app = MockApp()
     token = app.tokens.issue(["workflowmax"])
-    agency = next(t.id for t in TENANTS if t.type == "WORKFLOWMAX")
+    agency = AGENCY
     catalog = Catalog.load()
     validator = Validator.for_catalog(catalog)
     h = {"authorization": f"Bearer {token}", "xero_tenant_id": agency}
@@ -321,3 +324,41 @@ def test_over_real_tls() -> None:
         resp = http.get(f"{m.url}/connections")
         assert resp.status_code == 401 and resp.json()["Title"] == "Unauthorized"
         assert m.app.exchanges[-1].status == 401
+
+
+def _sample_request(app: MockApp, family: str, case: dict, body: bytes) -> MockRequest:
+    method, url = case["endpoint"].split(" ", 1)
+    parts = urlsplit(url)
+    token = app.tokens.issue(["practicemanager", "workflowmax", "accounting.transactions", "accounting.contacts"])
+    tenant = {"xpm-3.0": PRACTICE, "wfm-3.0": AGENCY, "accounting-2.0": ORG}.get(family)
+    headers = {"authorization": f"Bearer {token}", "content-type": "text/xml; charset=utf-8"}
+    query = parts.query
+    if tenant:
+        headers["xero-tenant-id"] = tenant
+    else:  # the Customer API: keys in the query string
+        keys = {"apiKey": app.config.partner_key, "xeroKey": next(iter(app.config.customer_keys))}
+        query = "&".join(f"{k}={v}" for k, v in keys.items())
+    if body.startswith(b"xml="):
+        headers["content-type"] = "application/x-www-form-urlencoded"
+    return MockRequest(method, parts.path, query, headers, body, scheme="https")
+
+
+VALID_REQUESTS = [
+    (family, case) for family, case in SAMPLE_CASES if ".valid." in case["file"] and not case.get("response")
+]
+
+
+@pytest.mark.parametrize(
+    ("family", "case"), VALID_REQUESTS, ids=[f"{f}/{c['file']} {c['endpoint'].split()[0]}" for f, c in VALID_REQUESTS]
+)
+def test_the_mock_takes_every_valid_request_sample(family: str, case: dict) -> None:
+    """Each body written from the real shapes is one the mock takes as Xero does: an OK status (not
+    an ERROR inside HTTP 200, not a 400), and an answer that passes our own response schema."""
+    app = MockApp()  # each its own: a sample may delete the record the next one names
+    body = (BODIES / family / case["file"]).read_bytes()
+    resp = app.handle(_sample_request(app, family, case, body))
+    assert resp.status == 200, resp.body[:300]
+    if family in ("xpm-3.0", "wfm-3.0"):
+        assert b"<Status>OK</Status>" in resp.body, resp.body[:300]
+    answer = target(CATALOG, case["endpoint"], response=True)
+    assert [f for f in check_file(VALIDATOR, answer, resp.body) if f.severity != "info"] == []

@@ -64,6 +64,14 @@ def test_expired_token_from_the_jwt_and_from_a_401() -> None:
         "token-expired"
     ]
     assert "10000 s before this request" in f["message"] and old not in json.dumps(f)
+    assert f["severity"] == "error"
+    # Within the gateway's clock skew Xero answers all the same (a token 155 s past its exp was
+    # answered 200 OK, xpm_ruby job/current.yml): late, not refused, so a warning.
+    headers = (("Authorization", f"Bearer {jwt({'exp': 1700000000 - 155})}"), ("xero-tenant-id", "T1"))
+    (late,) = findings(plain(request_headers=headers))["token-expired"]
+    assert late["severity"] == "warning" and "Xero still accepted it" in late["message"]
+    (refused,) = findings(plain(request_headers=headers, status=401, response_body=b""))["token-expired"]
+    assert refused["severity"] == "error"
     problem = b'{"Type":null,"Title":"Unauthorized","Status":401,"Detail":"TokenExpired: token expired at 04/29/2020"}'
     resp = plain(status=401, response_headers=(("Content-Type", "application/json"),), response_body=problem)
     assert "TokenExpired" in findings(resp)["token-expired"][0]["message"]

@@ -39,10 +39,24 @@ _LINE_FIELDS = ("Description", "Quantity", "UnitAmount", "AccountCode", "TaxType
 _CONTACT_FIELDS = ("ContactID", "Name", "FirstName", "LastName", "EmailAddress", "ContactStatus", "AccountNumber")
 
 
+# The other documents the request schemas cover, kept as sent (XML only): the mock checks the
+# root and answers the envelope Xero sends, each record with its new ID, as Invoices are answered.
+OTHERS = {
+    "items": "Item",
+    "payments": "Payment",
+    "creditnotes": "CreditNote",
+    "banktransactions": "BankTransaction",
+    "manualjournals": "ManualJournal",
+    "purchaseorders": "PurchaseOrder",
+    "quotes": "Quote",
+}
+
+
 @dataclass
 class AccountingState:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    others: dict[str, dict[str, etree._Element]] = field(default_factory=dict)  # kind -> id -> record
 
     @classmethod
     def seeded(cls) -> AccountingState:
@@ -71,11 +85,17 @@ class AccountingState:
         return s
 
 
+def _not_found() -> MockResponse:
+    return MockResponse(404, b"The resource you're looking for cannot be found", [("Content-Type", "text/plain")])
+
+
 def handle(req: MockRequest, state: AccountingState, segments: list[str], provider: str) -> MockResponse:
     resource = segments[0].lower() if segments else ""
     kind = {"invoices": "Invoice", "contacts": "Contact"}.get(resource)
     if kind is None:
-        return MockResponse(404, b"The resource you're looking for cannot be found", [("Content-Type", "text/plain")])
+        if resource in OTHERS and not req.wants_json:
+            return _other(req, state, segments, provider)
+        return _not_found()
     store = state.invoices if kind == "Invoice" else state.contacts
     ident = segments[1] if len(segments) > 1 else None
     if req.method == "GET":
@@ -83,9 +103,7 @@ def handle(req: MockRequest, state: AccountingState, segments: list[str], provid
             return _answer(req, kind, list(store.values()), provider)
         found = store.get(ident) or next((v for v in store.values() if v.get("InvoiceNumber") == ident), None)
         if found is None:
-            return MockResponse(
-                404, b"The resource you're looking for cannot be found", [("Content-Type", "text/plain")]
-            )
+            return _not_found()
         return _answer(req, kind, [found], provider)
     if req.method not in ("PUT", "POST"):
         return MockResponse(405, b"Method Not Allowed", [("Content-Type", "text/plain")])
@@ -301,3 +319,47 @@ def _to_xml(kind: str, e: dict[str, Any]) -> etree._Element:
         elif not isinstance(value, dict | list):
             node.append(el(key, value))
     return node
+
+
+def _other(req: MockRequest, state: AccountingState, segments: list[str], provider: str) -> MockResponse:
+    kind = OTHERS[segments[0].lower()]
+    ident = segments[1] if len(segments) > 1 else None
+    if len(segments) == 3 and kind == "CreditNote" and segments[2].lower() == "allocations":
+        kind, ident = "Allocation", None  # PUT CreditNotes/{id}/Allocations answers <Allocations>
+    store = state.others.setdefault(kind, {})
+    if req.method == "GET":
+        found = list(store.values()) if ident is None else [store[ident]] if ident in store else None
+        if found is None:
+            return _not_found()
+        return _envelope(kind, found, provider)
+    if req.method not in ("PUT", "POST"):
+        return MockResponse(405, b"Method Not Allowed", [("Content-Type", "text/plain")])
+    root = parse_xml(req.body)
+    nodes: list[etree._Element] = []
+    if root is not None and root.tag == f"{kind}s":
+        nodes = list(root.iterfind(kind))
+    elif root is not None and root.tag == kind:
+        nodes = [root]
+    if not nodes:
+        return _exception(req, "Invoice", [], f"The request body is not a valid {kind} document")
+    for node in nodes:
+        key = f"{kind}ID"
+        if ident is not None and node.find(key) is None:
+            node.insert(0, el(key, ident))
+        if node.find(key) is None:
+            node.insert(0, el(key, new_id()))
+        store[child_text(node, key) or ""] = node
+    return _envelope(kind, nodes, provider)
+
+
+def _envelope(kind: str, nodes: list[etree._Element], provider: str) -> MockResponse:
+    return xml(
+        el(
+            "Response",
+            el("Id", new_id()),
+            el("Status", "OK"),
+            el("ProviderName", provider),
+            el("DateTimeUTC", utc_now()),
+            el(f"{kind}s", *nodes),
+        )
+    )

@@ -120,6 +120,15 @@ class XpmState:
             "Assigned": [859230],
             "Tasks": [{"ID": 66180001, "Name": "Prepare accounts"}],
         }
+        s.times[24097690] = {
+            "ID": 24097690,
+            "Job": "J000001",
+            "Task": 66180001,
+            "Staff": 859230,
+            "Date": datetime(2024, 8, 5),
+            "Minutes": 60,
+            "Note": "Bank reconciliations",
+        }
         return s
 
 
@@ -161,6 +170,13 @@ def _required(doc: etree._Element, name: str) -> str:
     if value is None:
         raise XpmError(f"{NOT_EXPECTED}. The following required element was missing - /{doc.tag}/{name}")
     return value
+
+
+def _job_named(s: XpmState, doc: etree._Element) -> dict[str, Any]:
+    job = s.jobs.get((child_text(doc, "ID") or "").upper())
+    if job is None:
+        raise XpmError("Invalid job identifier")
+    return job
 
 
 def _date(value: str, name: str) -> datetime:
@@ -377,9 +393,7 @@ def job_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Eleme
 
 def job_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
     doc = _body(req, "Job")
-    job = s.jobs.get((child_text(doc, "ID") or "").upper())
-    if job is None:
-        raise XpmError("Invalid job identifier")
+    job = _job_named(s, doc)
     for key in ("Name", "Description"):
         if (value := child_text(doc, key)) is not None:
             job[key] = value
@@ -397,9 +411,7 @@ def job_assign(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._El
     """Staff on or off the job (add/remove), its manager and partner (add-manager, remove-manager,
     add-partner, remove-partner), in document order, as recorded from Xero (xpm_ruby job/assign*)."""
     doc = _body(req, "Job")
-    job = s.jobs.get((child_text(doc, "ID") or "").upper())
-    if job is None:
-        raise XpmError("Invalid job identifier")
+    job = _job_named(s, doc)
     for change in doc:
         if not isinstance(change.tag, str) or change.tag == "ID":
             continue
@@ -418,14 +430,14 @@ def job_assign(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._El
 
 def job_state(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
     doc = _body(req, "Job")
-    job = s.jobs.get((child_text(doc, "ID") or "").upper())
-    if job is None:
-        raise XpmError("Invalid job identifier")
+    job = _job_named(s, doc)
     code = (child_text(doc, "State") or "").upper()
     if code not in STATES:
         raise XpmError("Invalid state code")
     job["State"] = STATES[code]
-    return [_job_el(s, job)]
+    # The envelope alone, <Response api-method="State"><Status>OK</Status></Response>, as Xero
+    # answered it (xpm_ruby job/state/success.yml).
+    return []
 
 
 # --- time ----------------------------------------------------------------------------------------
@@ -537,6 +549,97 @@ def staff_update(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._
     return [_staff_el(s, st)]
 
 
+def contact_add(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    """POST client.api/contact: <Contact><Client><ID/></Client><Name/>…</Contact> (xpm_ruby contact/add.yml)."""
+    doc = _body(req, "Contact")
+    client = doc.find("Client")
+    owner = s.naming.read(child_text(client, s.naming.tag)) if client is not None else None
+    if owner not in s.clients:
+        raise XpmError("Invalid client identifier")
+    name = _required(doc, "Name")
+    cid = next(s.ids)
+    s.contacts[cid] = {"ID": cid, "Client": owner, "Name": name}
+    s.contacts[cid].update({k: v for k in _CONTACT_FIELDS[1:] if (v := child_text(doc, k)) is not None})
+    return [_contact_el(s, s.contacts[cid])]
+
+
+def contact_delete(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    """DELETE client.api/contact/{id} answers the contact it removed (xpm_ruby contact/delete.yml)."""
+    contact = _in_path(s, s.contacts, rest, "contact")
+    del s.contacts[contact["ID"]]
+    return [_contact_el(s, contact)]
+
+
+def job_applytemplate(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    """The job with the template's tasks added (xpm_ruby job/applytemplate.yml answers the job)."""
+    doc = _body(req, "Job")
+    job = _job_named(s, doc)
+    _required(doc, s.naming.field("TemplateID"))
+    job["Tasks"].append({"ID": next(s.ids), "Name": "From template"})
+    return [_job_el(s, job)]
+
+
+def job_delete(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    """<Response api-method="Delete"><Status>OK</Status></Response>, nothing more (xpm_ruby job/delete.yml)."""
+    del s.jobs[_job_named(s, _body(req, "Job"))["ID"]]
+    return []
+
+
+def staff_delete(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+    doc = _body(req, "Staff")
+    if s.staff.pop(s.naming.read(child_text(doc, s.naming.tag)), None) is None:  # type: ignore[arg-type]
+        raise XpmError("Invalid staff identifier")
+    return []
+
+
+# The writes the mock takes without keeping what they change: the body's root is checked as
+# Xero checks it, and the answer is the envelope Xero sends for that call with the record as
+# sent (an add gets an identifier). (method, resource, method segment) -> (api-method, root, add?).
+ACCEPTED: dict[tuple[str, str, str], tuple[str, str, bool]] = {
+    ("PUT", "client.api", "archive"): ("Archive", "Client", False),
+    ("POST", "client.api", "delete"): ("Delete", "Client", False),
+    ("POST", "client.api", "addrelationship"): ("AddRelationship", "Relationship", True),
+    ("POST", "client.api", "updaterelationship"): ("UpdateRelationship", "Relationship", False),
+    ("POST", "client.api", "deleterelationship"): ("DeleteRelationship", "Relationship", False),
+    ("POST", "clientgroup.api", "add"): ("Add", "Group", True),
+    ("PUT", "clientgroup.api", "members"): ("Members", "Group", False),
+    ("POST", "clientgroup.api", "delete"): ("Delete", "Group", False),
+    ("POST", "job.api", "task"): ("Task", "Task", True),
+    ("PUT", "job.api", "task"): ("Task", "Task", False),
+    ("PUT", "job.api", "reordertasks"): ("ReorderTasks", "Job", False),
+    ("POST", "job.api", "note"): ("Note", "Note", True),
+    ("POST", "job.api", "cost"): ("Cost", "Cost", True),
+    ("PUT", "job.api", "cost"): ("Cost", "Cost", False),
+    ("POST", "staff.api", "enable"): ("Enable", "Staff", False),
+    ("POST", "staff.api", "disable"): ("Disable", "Staff", False),
+    ("POST", "staff.api", "forgottenpassword"): ("ForgottenPassword", "Staff", False),
+    ("POST", "lead.api", "add"): ("Add", "Lead", True),
+    ("POST", "cost.api", "add"): ("Add", "Cost", True),
+    ("PUT", "cost.api", "update"): ("Update", "Cost", False),
+    ("POST", "cost.api", "delete"): ("Delete", "Cost", False),
+    ("POST", "supplier.api", "add"): ("Add", "Supplier", True),
+    ("PUT", "supplier.api", "update"): ("Update", "Supplier", False),
+    ("PUT", "supplier.api", "archive"): ("Archive", "Supplier", False),
+    ("POST", "supplier.api", "delete"): ("Delete", "Supplier", False),
+    ("POST", "purchaseorder.api", "add"): ("Add", "PurchaseOrder", True),
+    ("POST", "purchaseorder.api", "adddraft"): ("AddDraft", "PurchaseOrder", True),
+}
+
+
+def _accepted(root: str, add: bool, delete: bool) -> Any:
+    def handler(req: MockRequest, s: XpmState, rest: list[str]) -> list[etree._Element]:
+        doc = _body(req, root)
+        if root == "Lead":  # Xero's own text for a lead without one (XERO.md §4.1)
+            _required(doc, s.naming.field("ClientID"))
+        if delete:
+            return []  # as job.api/delete and staff.api/delete answer
+        if add and doc.find(s.naming.tag) is None:
+            doc.insert(0, el(s.naming.tag, s.naming.show(next(s.ids))))
+        return [doc]
+
+    return handler
+
+
 # (HTTP method, resource, method segment) -> (api-method attribute, handler).
 # staff.api/add really answers api-method="Get" (XERO.md §5).
 ROUTES = {
@@ -562,4 +665,13 @@ ROUTES = {
     ("GET", "staff.api", "get"): ("Get", staff_get),
     ("POST", "staff.api", "add"): ("Get", staff_add),
     ("PUT", "staff.api", "update"): ("Update", staff_update),
+    ("POST", "client.api", "contact"): ("Contact", contact_add),
+    ("DELETE", "client.api", "contact"): ("Contact", contact_delete),
+    ("POST", "job.api", "applytemplate"): ("ApplyTemplate", job_applytemplate),
+    ("POST", "job.api", "delete"): ("Delete", job_delete),
+    ("POST", "staff.api", "delete"): ("Delete", staff_delete),
+    **{
+        key: (api_method, _accepted(root, add, api_method.startswith("Delete")))
+        for key, (api_method, root, add) in ACCEPTED.items()
+    },
 }
