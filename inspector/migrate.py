@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from .text import json_safe, plural, safe
 from .v3 import TARGETS, v3_url
 from .validate import Validator
 
-AUTH_BEFORE = "apiKey and accountKey in the query string"
+AUTH_BEFORE = "apiKey and accountKey in the query string (no header)"
 AUTH_AFTER = (
     "Authorization: Bearer <access token> (OAuth 2.0, 30 minutes; scope {scope}) and "
     "xero-tenant-id: <tenantId from GET https://api.xero.com/connections>"
@@ -185,7 +186,7 @@ def summary(p: Plan) -> str:
     failing = p.failing_bodies
     return (
         f"{plural(p.calls, 'v1 call')} to {plural(len(p.endpoints), 'endpoint')}; "
-        f"request bodies the v3 schema rejects: {failing['xpm']} on Practice Manager 3.0, "
+        f"bodies the v3 schema rejects: {failing['xpm']} on Practice Manager 3.0, "
         f"{failing['wfm']} on WorkflowMax 3.0"
     )
 
@@ -194,25 +195,36 @@ def _where(i: Issue) -> str:
     return f"{i.line}:{i.column}" if i.line and i.column else str(i.line or "-")
 
 
+def _wrapped(text: str, indent: str, hang: str = "  ") -> list[str]:
+    """One item, folded at 80 columns by words, its continuation lines indented under it."""
+    return textwrap.wrap(text, 80, initial_indent=indent, subsequent_indent=indent + hang, break_on_hyphens=False)
+
+
 def render_text(p: Plan) -> str:
-    lines = [f"xero-inspector migrate: {p.db}", summary(p), ""]
+    """For an 80-column terminal: long findings fold by words, not mid-word."""
+    lines = [f"xero-inspector migrate: {p.db}", *summary(p).split("; "), ""]
     if p.calls:
-        lines += [f"Authentication, every endpoint: {AUTH_BEFORE} become", ""]
-        lines += [f"  {t.title}: {AUTH_AFTER.format(scope=t.scope)}" for t in TARGETS.values()]
-        lines.append("")
+        lines += [
+            "Authentication, on every endpoint",
+            f"  v1: {AUTH_BEFORE}",
+            "  v3: Authorization: Bearer <access token>",
+        ]
+        lines += [f"      (OAuth 2.0, 30 minutes; scope {' or '.join(t.scope for t in TARGETS.values())})"]
+        lines += ["      xero-tenant-id: <tenantId from GET https://api.xero.com/connections>", ""]
     for e in p.endpoints:
         lines.append(f"{e.method} {e.endpoint}: {plural(e.calls, 'call')} (#{', #'.join(map(str, e.flows[:5]))})")
         for key, t in TARGETS.items():
-            lines.append(f"  {t.title}: {e.v3[key] or 'no such endpoint'}")
+            lines += _wrapped(f"{t.title}: {e.v3[key] or 'no such endpoint'}", "  ")
         for b in e.bodies:
             lines.append(f"  body of #{', #'.join(map(str, b.flows[:5]))}:")
             for c in b.checks:
                 title = TARGETS[c.target].title
                 if c.note:
-                    lines.append(f"    {title}: {c.note}")
+                    lines += _wrapped(f"{title}: {c.note}", "    ")
                     continue
                 lines.append(f"    {title}: " + ("valid" if not c.issues else plural(len(c.issues), "finding")))
-                lines += [f"      {i.severity}[{i.rule}] {_where(i)} {i.message}" for i in c.issues]
+                for i in c.issues:
+                    lines += _wrapped(f"{i.severity}[{i.rule}] {_where(i)} {i.message}", "      ", "    ")
                 lines += [f"      rename {r}" for r in c.renames]
         lines.append("")
     return safe("\n".join(lines).rstrip() + "\n", lines=True)
@@ -225,7 +237,7 @@ def _md(text: str) -> str:
 def render_markdown(p: Plan) -> str:
     out = [f"# WorkflowMax v1 → v3 migration: `{_md(p.db)}`", "", _md(summary(p)), ""]
     if p.calls:
-        out += ["## Authentication", "", f"Every endpoint: {_md(AUTH_BEFORE)} become", ""]
+        out += ["## Authentication", "", f"v1 sends {_md(AUTH_BEFORE)}; on every endpoint v3 takes instead:", ""]
         out += [f"- **{t.title}**: {_md(AUTH_AFTER.format(scope=t.scope))}" for t in TARGETS.values()]
         out += [
             "",
