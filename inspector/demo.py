@@ -6,12 +6,14 @@ intercepted with the generated CA and redirected to the mock over TLS.
 
 from __future__ import annotations
 
+import functools
 import signal
 import tempfile
 from pathlib import Path
 
 from rich.console import Console
 
+from . import migrate
 from .ca import ca_cert_path
 from .catalog import Catalog
 from .flows import connect, load
@@ -74,8 +76,17 @@ def migrate_to_v3(db: Path, mock: MockXero, console: Console) -> None:
     """The recorded v1 calls tried on v3, as `replay --as-v3 xpm|wfm` does: the read passes on
     both; the writes pass on Practice Manager (integer ids) and fail on WorkflowMax until their
     bodies name records by UUID, which `migrate` lists."""
-    console.print("WorkflowMax v1 calls replayed on v3 (replay --as-v3), straight to the mock")
     catalog = Catalog.load()
+    validator = Validator.for_catalog(catalog)
+    plan = migrate.build(db, catalog, validator)
+    say = functools.partial(console.print, highlight=False, markup=False)
+    say(f"The v1 to v3 checklist (xero-inspector migrate --db {db}):")
+    for line in migrate.summary(plan).split("; "):
+        say(f"  {line}")
+    for e in plan.endpoints:
+        for c in (c for b in e.bodies for c in b.checks if c.renames):
+            say(safe(f"  {e.method} {e.endpoint} on {migrate.TARGETS[c.target].title}: rename {'; '.join(c.renames)}"))
+    say("WorkflowMax v1 calls replayed on v3 (replay --as-v3), straight to the mock")
     conn = connect(db)
     try:
         ids = [r[0] for r in conn.execute("SELECT id FROM flows WHERE family = 'wfm-legacy' ORDER BY id")]
@@ -86,10 +97,9 @@ def migrate_to_v3(db: Path, mock: MockXero, console: Console) -> None:
     for key, tenant_type in (("xpm", "PRACTICEMANAGER"), ("wfm", "WORKFLOWMAX")):
         tenant = next(t.id for t in TENANTS if t.type == tenant_type)
         opts = Options(token=token, tenant=tenant, to=mock.url, ca=str(mock.ca_path), as_v3=key)
-        with Replayer(db, catalog, Validator.for_catalog(catalog), opts) as replayer:
+        with Replayer(db, catalog, validator, opts) as replayer:
             for flow in flows:
                 result = replayer.send(flow, replayer.prepare(flow))
                 why = f"  ({result.error})" if result.error else ""
                 line = f"  {result.status or '---'}  #{flow.id} {flow.row['method']} {flow.row['endpoint']} as {key} v3"
-                console.print(safe(f"{line}: {result.verdict}{why}"), highlight=False, markup=False)
-    console.print(f"  the checklist: xero-inspector migrate --db {db}", highlight=False, markup=False)
+                say(safe(f"{line}: {result.verdict}{why}"))

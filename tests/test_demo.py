@@ -29,6 +29,12 @@ def test_demo_headless(tmp_path: Path, confdir: Path) -> None:
     assert {"xpm-3.0", "wfm-legacy", "network-1.0", "accounting-2.0", "identity", "connections"} <= families
     formats = {r["request_format"] for r in rows(db, "select distinct request_format from flows")}
     assert {"xml", "form-xml", "form"} <= formats
+    # The v1 migration: its checklist, and each v1 call replayed on both v3 APIs (the writes fail on
+    # WorkflowMax until their bodies name records by UUID, as the checklist says).
+    assert "bodies the v3 schema rejects: 0 on Practice Manager 3.0, 2 on WorkflowMax 3.0" in out
+    assert "rename <ClientID> → <ClientUUID>" in out and out.count("v3: fixed") == 4
+    replayed = rows(db, "select family, count(*) n from flows where replay_of is not null group by family")
+    assert {r["family"]: r["n"] for r in replayed} == {"xpm-3.0": 3, "wfm-3.0": 3}
     (summary_total,) = [line for line in out.splitlines() if "exchanges recorded" in line]
     assert int(summary_total.split()[0]) == sum(outcomes.values())
     # A second run starts from a fresh file rather than appending to the first.
