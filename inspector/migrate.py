@@ -21,7 +21,7 @@ from .checkfiles import TargetError, check_file, target
 from .findings import Finding
 from .flows import connect
 from .text import json_safe, plural, safe
-from .v3 import TARGETS, v3_url
+from .v3 import TARGETS, V3Target, method_path, v3_url
 from .validate import Validator
 
 AUTH_BEFORE = "apiKey and accountKey in the query string (no header)"
@@ -64,7 +64,7 @@ class BodyCheck:
 @dataclass(slots=True)
 class EndpointPlan:
     method: str
-    endpoint: str  # the catalog's pattern (job.api/get/{number}) or the recorded path
+    endpoint: str  # the catalog's pattern (job.api/get/{number}) or the method path called
     calls: int
     flows: list[int]
     v3: dict[str, str | None]  # target key -> v3 URL (of the newest call), None: no such endpoint there
@@ -91,17 +91,17 @@ def build(db: str | Path, catalog: Catalog, validator: Validator) -> Plan:
     conn = connect(db)
     try:
         rows = conn.execute(
-            "SELECT id, method, url, coalesce(nullif(endpoint, ''), path) AS ep FROM flows "
-            "WHERE family = 'wfm-legacy' AND source != 'replay' ORDER BY id"
+            "SELECT id, method, url, endpoint FROM flows WHERE family = 'wfm-legacy' AND source != 'replay' ORDER BY id"
         ).fetchall()
         plans: dict[tuple[str, str], EndpointPlan] = {}
         bodies: dict[tuple[str, str], dict[str, tuple[list[int], bytes]]] = {}
         for flow_id, method, url, ep in rows:
-            key = (str(method), str(ep))
+            # A path the v1 catalog does not know is named as its method path (no /v3/, no keys).
+            key = (str(method), str(ep or method_path(str(url)).split("?", 1)[0].lstrip("/")))
             plan = plans.setdefault(key, EndpointPlan(key[0], key[1], 0, [], {}))
             plan.calls += 1
             plan.flows.append(int(flow_id))
-            plan.v3 = {k: _v3(catalog, str(method), str(url), t.family, k) for k, t in TARGETS.items()}
+            plan.v3 = {key: _v3(catalog, str(method), str(url), t) for key, t in TARGETS.items()}
             body = _request_body(conn, int(flow_id))
             if body:
                 seen = bodies.setdefault(key, {})
@@ -116,13 +116,13 @@ def build(db: str | Path, catalog: Catalog, validator: Validator) -> Plan:
     return Plan(str(db), len(rows), ordered)
 
 
-def _v3(catalog: Catalog, method: str, url: str, family: str, key: str) -> str | None:
-    """The call's v3 URL, or None when that family has no such endpoint (addrelationship is
+def _v3(catalog: Catalog, method: str, url: str, target: V3Target) -> str | None:
+    """The call's v3 URL, or None when that API has no such endpoint (addrelationship is
     Practice Manager's alone; purchaseorder.api/adddraft WorkflowMax's)."""
-    new = v3_url(url, TARGETS[key])
+    new = v3_url(url, target)
     parts = urlsplit(new)
     c = catalog.classify(method, parts.hostname or "", parts.path)
-    return new if c.family == family and c.operation is not None else None
+    return new if c.family == target.family and c.operation is not None else None
 
 
 def _request_body(conn: sqlite3.Connection, flow_id: int) -> bytes | None:

@@ -185,3 +185,33 @@ def test_replay_as_v3_refusals_are_one_line(recorded: Recorded, db: Path) -> Non
         assert result.returncode == 2, result.stdout + result.stderr
         assert said in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert rows(db, "select count(*) n from flows where source = 'replay'")[0]["n"] == 0
+
+
+def test_an_endpoint_only_one_v3_api_has(tmp_path: Path) -> None:
+    """Client relationships exist in Practice Manager only, draft purchase orders in WorkflowMax
+    only: the checklist says so rather than printing a URL that would answer 404."""
+    from inspector.catalog import Catalog
+    from inspector.ingest import Ingest
+    from inspector.store import insert, open_db
+    from tests.test_ingest import record
+
+    db = tmp_path / "v1.db"
+    ingest = Ingest(Catalog.load())
+    keys = "?apiKey=K1&accountKey=K2"
+    calls = [
+        ("client.api/addrelationship", b"<Relationship><ClientID>1</ClientID></Relationship>"),
+        ("purchaseorder.api/adddraft", b"<PurchaseOrder><SupplierID>7</SupplierID></PurchaseOrder>"),
+    ]
+    with open_db(db) as store:
+        recs = [record(url=f"{LEGACY}/{path}{keys}", request_body=body, request_headers=()) for path, body in calls]
+        insert(store, [ingest(r) for r in recs], 1700000000.0)
+    data = json.loads(migrate(db, "--format", "json").stdout)
+    v3 = {e["endpoint"]: e["v3"] for e in data["endpoints"]}
+    assert v3["client.api/addrelationship"] == {"xpm": f"{XPM}/client.api/addrelationship", "wfm": None}
+    assert v3["purchaseorder.api/adddraft"] == {
+        "xpm": None,
+        "wfm": "https://api.xero.com/workflowmax/3.0/purchaseorder.api/adddraft",
+    }
+    notes = [c["note"] for e in data["endpoints"] for b in e["bodies"] for c in b["checks"] if c["note"]]
+    assert "WorkflowMax 3.0 has no POST client.api/addrelationship" in notes
+    assert "K1" not in json.dumps(data)
