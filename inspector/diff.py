@@ -186,7 +186,7 @@ def normal_lines(body: str | bytes | None, content_type: str | None) -> tuple[st
 
 def canonical_xml(data: bytes) -> str | None:
     """C14N 2.0 with text trimmed, indented; None when it is not well-formed."""
-    root = xmlsafe.try_parse(data)
+    root = xmlsafe.try_parse(data, lenient_label=True)  # shown, not judged: the bytes decide
     if root is None:
         return None
     c14n = etree.tostring(root, method="c14n2", strip_text=True)

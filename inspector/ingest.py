@@ -239,12 +239,12 @@ def check_body(
     if body.xml is None or body.truncated:
         return None, found
     if validator is None:
-        return xmlsafe.try_parse(body.xml), found
+        return xmlsafe.try_parse(body.xml, lenient_label=side == "response"), found
     try:
         checked = validator.check(body.xml, schema, side)
     except SchemaLoadError as e:  # a user's broken XSD: say so on the flow, keep recording
         found.append(Finding.of(side, "xsd", f"schema not usable: {e}", severity="warning"))
-        return xmlsafe.try_parse(body.xml), found
+        return xmlsafe.try_parse(body.xml, lenient_label=side == "response"), found
     return checked.root, found + checked.findings
 
 

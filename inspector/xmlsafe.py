@@ -31,9 +31,11 @@ def parser(blankless: bool = False) -> etree.XMLParser:
     return p
 
 
-# Xero's .NET serializer labels documents utf-16 and sends them as UTF-8 (a real 400 ApiException
+# Xero's .NET serializer labels answers utf-16 and sends them as UTF-8 (a real 400 ApiException
 # recorded by the xeroizer client begins <?xml version="1.0" encoding="utf-16"?> with no BOM and
-# no NUL byte). libxml2 believes the label and calls the document malformed; the bytes decide.
+# no NUL byte). libxml2 believes the label and calls the document malformed; in Xero's answers
+# the bytes decide. A request so labelled stays malformed: a .NET reader refuses a utf-16 label
+# without a byte order mark, so Xero would not read it either.
 _UTF16_LABEL = re.compile(rb"""\A(?:\xef\xbb\xbf)?\s{0,64}<\?xml[^>]{0,200}?encoding=(["'])utf-16\1""", re.IGNORECASE)
 
 
@@ -47,16 +49,17 @@ def _relabel(data: bytes) -> bytes:
     return data[: m.end() - 8] + quote + b"utf-8" + quote + b" " + data[m.end() :]
 
 
-def parse(data: bytes, blankless: bool = False) -> etree._Element:
-    """The root element; raises ``etree.XMLSyntaxError`` for anything not well-formed."""
-    return etree.fromstring(_relabel(data), parser(blankless))
+def parse(data: bytes, blankless: bool = False, lenient_label: bool = False) -> etree._Element:
+    """The root element; raises ``etree.XMLSyntaxError`` for anything not well-formed.
+    ``lenient_label``: a utf-16 label on bytes that are not UTF-16 is ignored (see above)."""
+    return etree.fromstring(_relabel(data) if lenient_label else data, parser(blankless))
 
 
-def try_parse(data: bytes | None) -> etree._Element | None:
+def try_parse(data: bytes | None, lenient_label: bool = False) -> etree._Element | None:
     if not data:
         return None
     try:
-        return parse(data)
+        return parse(data, lenient_label=lenient_label)
     except (etree.XMLSyntaxError, ValueError):
         return None
 

@@ -121,6 +121,7 @@ def test_a_document_labelled_utf16_but_sent_as_utf8_is_read() -> None:
     """Xero's ApiException as xeroizer recorded it: labelled utf-16, sent as UTF-8. It is the
     validation error it says, not a malformed document."""
     from inspector.ingest import Ingest
+    from inspector.validate import Validator
     from tests.test_ingest import record
 
     body = (
@@ -139,3 +140,8 @@ def test_a_document_labelled_utf16_but_sent_as_utf8_is_read() -> None:
     )
     rules = {f["rule"] for f in Ingest(CATALOG)(rec).findings}
     assert "validation-error" in rules and "not-well-formed" not in rules
+    # A request so labelled stays malformed: a .NET reader refuses utf-16 without a byte order mark.
+    sent = record(request_body=b'<?xml version="1.0" encoding="utf-16"?><Job><Name>Caf\xc3\xa9</Name></Job>')
+    checking = Ingest(CATALOG, validator=Validator.for_catalog(CATALOG))
+    assert "not-well-formed" in {f["rule"] for f in checking(sent).findings}
+    assert "not-well-formed" not in {f["rule"] for f in checking(rec).findings}

@@ -67,7 +67,7 @@ def header_line(name: str, value: str) -> Text:
 
 def pretty_xml(data: str) -> tuple[str, etree._Element] | None:
     try:
-        root = xmlsafe.parse(data.encode("utf-8"))
+        root = xmlsafe.parse(data.encode("utf-8"), lenient_label=True)  # text we encoded: its label may not say so
     except (etree.XMLSyntaxError, ValueError):
         return None
     for el in root.iter():
