@@ -9,7 +9,7 @@ This file only wires the addons; everything lives in the `inspector` package.
 """
 
 try:
-    from inspector.addon import Recorder, Redirect, XeroScope
+    from inspector.proxy.addon import Recorder, Redirect, XeroScope
 except ImportError as e:  # mitmdump from another Python than the one xero-inspector is in
     raise ImportError(
         f"{e}: install xero-inspector into the Python environment that runs mitmdump "

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__, files
-from .text import safe
+from inspector import __version__
+from inspector.utils import files
+from inspector.utils.text import safe
 
 if TYPE_CHECKING:  # imported where used, so `xero-inspector --help` starts fast
-    from .catalog import Catalog
-    from .validate import Validator
+    from inspector.ingest.catalog import Catalog
+    from inspector.ingest.validate import Validator
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = "flows.db"
@@ -38,11 +39,11 @@ class UserError(click.ClickException):
 
 def user_errors(fn: F) -> F:
     """Turn the errors a user can fix into one line each."""
-    from .catalog import CatalogError
-    from .checkfiles import TargetError
-    from .query import FilterError, stopped
-    from .store import StoreError
-    from .validate import SchemaLoadError
+    from inspector.commands.checkfiles import TargetError
+    from inspector.ingest.catalog import CatalogError
+    from inspector.ingest.validate import SchemaLoadError
+    from inspector.store.database import StoreError
+    from inspector.store.query import FilterError, stopped
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -87,7 +88,7 @@ def parse_listen(value: str, default_port: int) -> tuple[str, int]:
 def check_exposure(host: str, allow_remote: bool) -> bool:
     """Loopback unless asked: a proxy others can reach lets them use it and read the traffic.
     True when it will listen beyond loopback (the proxy's recorder then warns in its log)."""
-    from .spawn import is_loopback
+    from inspector.proxy.spawn import is_loopback
 
     if is_loopback(host):
         return False
@@ -219,8 +220,8 @@ def proxy(
 
     Example: xero-inspector proxy --db flows.db
     """
-    from . import proxy as proxy_mod
-    from .spawn import check_port
+    from inspector.proxy import run as proxy_mod
+    from inspector.proxy.spawn import check_port
 
     host, port = parse_listen(listen, 8080)
     # A broken catalog or a database that is not ours is refused by the addons' configure
@@ -266,7 +267,7 @@ def ca(confdir: str, proxy_url: str, path_only: bool) -> None:
 
     Example: xero-inspector ca
     """
-    from .ca import ensure_ca, instructions
+    from inspector.proxy.ca import ensure_ca, instructions
 
     click.echo(str(ensure_ca(confdir)) if path_only else instructions(confdir, proxy_url))
 
@@ -292,8 +293,8 @@ def mock(
 
     Example: xero-inspector mock --listen 127.0.0.1:8443
     """
-    from .samples.mock_xero import DEFAULT_SCOPES, MockConfig, MockXero
-    from .spawn import check_port
+    from inspector.proxy.spawn import check_port
+    from inspector.samples.mock_xero import DEFAULT_SCOPES, MockConfig, MockXero
 
     host, port = parse_listen(listen, 8443)
     check_port(host, port, "another mock")  # PortInUse is an OSError: one line, naming --listen
@@ -351,7 +352,7 @@ def demo(headless: bool, db: str, confdir: str, port: int | None) -> None:
     """
     from rich.console import Console
 
-    from . import demo as demo_mod
+    from inspector.commands import demo as demo_mod
 
     console = Console()
     try:
@@ -371,8 +372,8 @@ def demo(headless: bool, db: str, confdir: str, port: int | None) -> None:
 
 def _browse(db: str, **kw: Any) -> None:
     """Run the terminal browser on a store (migrated first: a file that is not ours fails here)."""
-    from .store import open_db
-    from .tui.app import InspectorApp
+    from inspector.store.database import open_db
+    from inspector.tui.app import InspectorApp
 
     open_db(db, create=False).close()
     InspectorApp(db, **kw).run()
@@ -403,8 +404,8 @@ _allow_plain_http_option = click.option(
 def _replay_settings(
     to: str | None, ca: str | None, token: str | None, catalogs: tuple[str, ...] = (), allow_plain_http: bool = False
 ) -> Any:
-    from .replay import Options
-    from .tui.replaying import ReplaySettings
+    from inspector.commands.replay import Options
+    from inspector.tui.replaying import ReplaySettings
 
     options = Options(token=token or Options.env_token(), to=to or None, ca=ca, allow_plain_http=allow_plain_http)
     return ReplaySettings(options, catalogs)
@@ -448,9 +449,9 @@ def up(
 
     Example: xero-inspector up --db flows.db
     """
-    from . import spawn
-    from .tui.app import InspectorApp
-    from .up import up as run_up
+    from inspector.proxy import spawn
+    from inspector.tui.app import InspectorApp
+    from inspector.tui.up import up as run_up
 
     host, port = parse_listen(listen, 8080)
     if check_exposure(host, allow_remote):  # the proxy's own warning goes to its log file
@@ -484,8 +485,8 @@ def _catalog_option(fn: F) -> F:
 
 def _load_catalog(catalogs: tuple[str, ...]) -> tuple[Catalog, Validator]:
     """The catalog and a validator whose user schemas compiled (a broken XSD fails here)."""
-    from .catalog import Catalog
-    from .validate import Validator
+    from inspector.ingest.catalog import Catalog
+    from inspector.ingest.validate import Validator
 
     catalog = Catalog.load(catalogs)
     return catalog, Validator.for_catalog(catalog)
@@ -525,9 +526,9 @@ def validate(files: tuple[str, ...], endpoint: str, response: bool, fail_on: str
 
     Example: xero-inspector validate job.xml --endpoint "POST https://api.xero.com/practicemanager/3.0/job.api/add"
     """
-    from .checkfiles import check_file, format_finding, target
-    from .findings import counts, fails
-    from .text import plural
+    from inspector.commands.checkfiles import check_file, format_finding, target
+    from inspector.ingest.findings import counts, fails
+    from inspector.utils.text import plural
 
     catalog, validator = _load_catalog(catalogs)
     t = target(catalog, endpoint, response)
@@ -568,8 +569,8 @@ def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str
 
     Example: xero-inspector report --db flows.db --format junit -o xero-calls.xml
     """
-    from . import report as report_mod
-    from .store import open_db
+    from inspector.commands import report as report_mod
+    from inspector.store.database import open_db
 
     with open_db(db, create=False) as database:
         r = report_mod.build(database, db, filter_expr)
@@ -606,8 +607,8 @@ def migrate(db: str, fmt: str, output: str | None, catalogs: tuple[str, ...]) ->
 
     Example: xero-inspector migrate --db flows.db --format markdown -o MIGRATION.md
     """
-    from . import migrate as migrate_mod
-    from .store import open_db
+    from inspector.commands import migrate as migrate_mod
+    from inspector.store.database import open_db
 
     open_db(db, create=False).close()  # ours, and migrated
     catalog, validator = _load_catalog(catalogs)
@@ -631,9 +632,9 @@ def revalidate(db: str, catalogs: tuple[str, ...]) -> None:
     """
     from rich.progress import Progress
 
-    from .revalidate import revalidate as run
-    from .store import open_db
-    from .text import plural
+    from inspector.commands.revalidate import revalidate as run
+    from inspector.store.database import open_db
+    from inspector.utils.text import plural
 
     catalog, validator = _load_catalog(catalogs)
     with open_db(db, create=False) as database:
@@ -672,7 +673,7 @@ def import_(
     from rich.console import Console
     from rich.progress import Progress
 
-    from .importer import ImportFileError, run_import
+    from inspector.commands.importer import ImportFileError, run_import
 
     catalog, validator = _load_catalog(catalogs)
     console = Console(stderr=True)
@@ -722,7 +723,7 @@ def export(
     (or --format har -o calls.har for browsers and other proxies; --format mitm -o calls.mitm,
     then mitmproxy -r calls.mitm)
     """
-    from .export import export_flows
+    from inspector.commands.export import export_flows
 
     if fmt == "mitm" and not output and sys.stdout.isatty():
         raise UserError("a mitmproxy flow file is binary: give -o FILE (or redirect stdout)")
@@ -740,8 +741,8 @@ def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...])
 
     Example: xero-inspector endpoints --family xpm-3.0
     """
-    from .catalog import Catalog
-    from .validate import SchemaCache, preload
+    from inspector.ingest.catalog import Catalog
+    from inspector.ingest.validate import SchemaCache, preload
 
     catalog = Catalog.load(catalogs)
     preload(catalog, SchemaCache())  # a user XSD listed here must also compile: one line if not
@@ -815,8 +816,8 @@ def replay(
 
     Example: xero-inspector replay --failed --since 1h --to https://127.0.0.1:8443 --ca mock-xero-ca.pem
     """
-    from . import replay as rp
-    from .replay_batch import run_replay
+    from inspector.commands import replay as rp
+    from inspector.commands.replay_batch import run_replay
 
     if bool(ids) == bool(failed or filter_expr):
         raise click.UsageError("give flow IDs, or --failed / --filter (not both)")
@@ -863,10 +864,10 @@ def diff(a: int, b: int | None, db: str, unified: bool, full: bool) -> None:
     """
     from rich.console import Console
 
-    from .diff import compare, render
-    from .diff import unified as unified_text
-    from .flows import connect, load
-    from .store import open_db
+    from inspector.commands.diff import compare, render
+    from inspector.commands.diff import unified as unified_text
+    from inspector.store.database import open_db
+    from inspector.store.flows import connect, load
 
     open_db(db, create=False).close()
     conn = connect(db)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from ..record import FlowRecord, Headers
+from ..ingest.record import FlowRecord, Headers
 from .mock_xero import TENANTS
 
 BODIES = Path(__file__).parent / "bodies"
@@ -200,10 +200,10 @@ def _replace(rec: FlowRecord, **changes: object) -> FlowRecord:
 def fill(db: Database, count: int, traffic: Traffic | None = None, batch: int = 500) -> list[int]:
     """Record ``count`` synthetic exchanges into a store through the real ingest (with
     validation) and the real insert; the flow ids."""
-    from ..catalog import Catalog
-    from ..ingest import Ingest
-    from ..store import insert
-    from ..validate import SchemaCache, Validator
+    from ..ingest.catalog import Catalog
+    from ..ingest.pipeline import Ingest
+    from ..ingest.validate import SchemaCache, Validator
+    from ..store.database import insert
 
     ingest = Ingest(Catalog.load(), validator=Validator(SchemaCache()))
     traffic = traffic or Traffic()

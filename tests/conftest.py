@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from inspector.samples.mock_xero import MockXero
 
-from inspector.ca import ensure_ca
+from inspector.proxy.ca import ensure_ca
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from inspector.spawn import free_port, wait_listening
+from inspector.proxy.spawn import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 30.0  # how long to wait for something asynchronous to happen (never asserted on)

@@ -12,7 +12,7 @@ from mitmproxy import exceptions, http
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import taddons, tflow
 
-from inspector.addon import Recorder, Redirect, XeroScope
+from inspector.proxy.addon import Recorder, Redirect, XeroScope
 from tests.helpers import ROOT, rows
 
 XPM_LIST = "https://api.xero.com/practicemanager/3.0/job.api/list?from=20240101&to=20241231"
@@ -135,7 +135,7 @@ def test_bad_options_are_one_line_errors(rig: Rig, tmp_path: Path) -> None:
 
 
 def test_recording_failure_never_reaches_the_traffic(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("inspector.capture.to_record", lambda f: 1 / 0)
+    monkeypatch.setattr("inspector.proxy.capture.to_record", lambda f: 1 / 0)
     f = flow()
     rig.through(f)  # no exception escapes into mitmproxy
     assert rig.recorder.writer is not None and rig.recorder.writer.counters.errors == 1

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.catalog import Catalog, CatalogError
+from inspector.ingest.catalog import Catalog, CatalogError
 
 CATALOG = Catalog.load()
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from inspector.cli import main, parse_listen
-from inspector.spawn import free_port
+from inspector.proxy.spawn import free_port
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

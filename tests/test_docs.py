@@ -9,9 +9,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-from inspector.catalog import Catalog
 from inspector.cli import main
-from inspector.validate import Validator
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.validate import Validator
 from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text("utf-8")
@@ -95,9 +95,9 @@ def test_the_readme_validate_example_prints_what_the_readme_shows(tmp_path: Path
 
 def test_the_readme_per_exchange_line_is_the_proxys() -> None:
     """The line the README shows is what the proxy prints for that exchange (timestamp aside)."""
-    from inspector.ingest import Ingest
-    from inspector.validate import Validator
-    from inspector.writer import flow_line
+    from inspector.ingest.pipeline import Ingest
+    from inspector.ingest.validate import Validator
+    from inspector.proxy.writer import flow_line
     from tests.test_ingest import record
 
     (shown,) = [line for line in README.splitlines() if re.match(r"^\[\d\d:\d\d:\d\d\.\d{3}\] #\d+ ", line)]

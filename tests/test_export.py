@@ -9,9 +9,10 @@ from pathlib import Path
 
 from inspector.samples.traffic import Traffic, fill
 
-from inspector import export, flows
-from inspector.query import compile_filter
-from inspector.store import open_db
+from inspector.commands import export
+from inspector.store import flows
+from inspector.store.database import open_db
+from inspector.store.query import compile_filter
 
 
 def store(tmp_path: Path, count: int = 13) -> Path:

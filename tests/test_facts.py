@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from inspector import facts, xmlsafe
-from inspector.redact import fingerprint
+from inspector.ingest import facts, xmlsafe
+from inspector.ingest.redact import fingerprint
 
 
 def jwt(claims: dict) -> str:

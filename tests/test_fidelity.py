@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from inspector.catalog import Catalog
+from inspector.ingest.catalog import Catalog
 
 FIDELITY = Path(__file__).resolve().parent.parent / "samples" / "fidelity"
 XS = {"xs": "http://www.w3.org/2001/XMLSchema"}
@@ -96,8 +96,8 @@ def test_every_real_answer_was_judged_right() -> None:
     through ingest as the proxy would): xpm_ruby's Practice Manager cassettes, xeroizer's Accounting
     and Customer API responses. No answer Xero gave as a success carries an error, every refusal is
     found, and every finding named is one of our rules at its severity."""
-    from inspector.facts import OUTCOMES
-    from inspector.findings import RULES
+    from inspector.ingest.facts import OUTCOMES
+    from inspector.ingest.findings import RULES
 
     rows = _rows("*-answers.csv")
     assert len(rows) >= 59 + 231
@@ -120,8 +120,8 @@ def test_every_real_answer_was_judged_right() -> None:
 def test_a_document_labelled_utf16_but_sent_as_utf8_is_read() -> None:
     """Xero's ApiException as xeroizer recorded it: labelled utf-16, sent as UTF-8. It is the
     validation error it says, not a malformed document."""
-    from inspector.ingest import Ingest
-    from inspector.validate import Validator
+    from inspector.ingest.pipeline import Ingest
+    from inspector.ingest.validate import Validator
     from tests.test_ingest import record
 
     body = (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.spawn import free_port
+from inspector.proxy.spawn import free_port
 from tests.helpers import ROOT, ProxyProcess
 
 pytestmark = pytest.mark.hardening

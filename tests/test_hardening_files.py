@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from inspector.samples.mock_xero.tls import make_certificates
 
-from inspector import files
-from inspector.ca import BUNDLE_NAME
-from inspector.spawn import free_port, start_proxy, stop_proxy
+from inspector.proxy.ca import BUNDLE_NAME
+from inspector.proxy.spawn import free_port, start_proxy, stop_proxy
+from inspector.utils import files
 from tests.hostile import recording
 
 pytestmark = pytest.mark.hardening

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.query import STOPPED
+from inspector.store.query import STOPPED
 from tests.helpers import ROOT, Tmux
 
 pytestmark = pytest.mark.hardening

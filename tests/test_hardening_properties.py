@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inspector.samples.traffic import Traffic
 
-from inspector.catalog import Catalog
-from inspector.ingest import Ingest
-from inspector.query import FILTERS, FilterError, Where, compile_filter
-from inspector.store import insert, open_db
-from inspector.validate import SchemaCache, Validator
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.pipeline import Ingest
+from inspector.ingest.validate import SchemaCache, Validator
+from inspector.store.database import insert, open_db
+from inspector.store.query import FILTERS, FilterError, Where, compile_filter
 from tests.test_ingest import record
 
 pytestmark = pytest.mark.hardening
@@ -39,7 +39,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connecti
     ingest = Ingest(CATALOG, validator=VALIDATOR)
     with open_db(path) as db:
         insert(db, [ingest(r) for r in Traffic(start=1_790_000_000.0, step=0.1).records(13 * 8)], 1_790_000_100.0)
-    from inspector.flows import connect  # every reader's: with the REGEXP function regexes use
+    from inspector.store.flows import connect  # every reader's: with the REGEXP function regexes use
 
     conn = connect(path)
     yield conn

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from inspector import report
-from inspector.store import open_db
+from inspector.commands import report
+from inspector.store.database import open_db
 from tests.hostile import leaks, recording
 
 pytestmark = pytest.mark.hardening

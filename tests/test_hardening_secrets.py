@@ -17,7 +17,7 @@ import pytest
 from inspector.samples.demo_traffic import DemoTraffic
 from inspector.samples.mock_xero import MockXero
 
-from inspector.redact import fingerprint
+from inspector.ingest.redact import fingerprint
 from tests.helpers import ROOT, ProxyProcess, client
 
 pytestmark = [pytest.mark.hardening, pytest.mark.e2e]

@@ -19,13 +19,13 @@ import pytest
 from rich.console import Console
 from textual.widgets import TabbedContent
 
-from inspector.record import FlowRecord
-from inspector.store import open_db
-from inspector.summary import render, summarize
-from inspector.text import safe
+from inspector.ingest.record import FlowRecord
+from inspector.proxy.writer import flow_line
+from inspector.store.database import open_db
+from inspector.store.summary import render, summarize
 from inspector.tui.app import InspectorApp
 from inspector.tui.orgs import OrganisationsScreen
-from inspector.writer import flow_line
+from inspector.utils.text import safe
 from tests.helpers import ROOT, WAIT, Tmux
 from tests.hostile import PAYLOAD, TITLE, XML_PAYLOAD, leaks, recording
 

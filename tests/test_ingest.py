@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from inspector.catalog import Catalog
-from inspector.ingest import Ingest
-from inspector.record import FlowRecord
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.pipeline import Ingest
+from inspector.ingest.record import FlowRecord
 from tests.test_facts import jwt
 
 CATALOG = Catalog.load()
@@ -146,7 +146,7 @@ def test_nothing_a_record_carries_is_dropped_between_ingest_and_store() -> None:
     fills every column of a flow row (the counts and the user's marks aside)."""
     from dataclasses import fields
 
-    from inspector.store import FLOW_COLUMNS
+    from inspector.store.database import FLOW_COLUMNS
 
     elsewhere = {
         "request_body": "the bodies table",

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from inspector.samples.mock_xero import DEFAULT_SCOPES, TENANTS, MockXero
 
-from inspector.query import failed_sql
-from inspector.spawn import free_port
+from inspector.proxy.spawn import free_port
+from inspector.store.query import failed_sql
 from tests.helpers import ROOT, WAIT
 
 pytestmark = pytest.mark.e2e
@@ -438,10 +438,10 @@ def test_curl_export_reproduces_each_call_with_secrets_as_variables(captured: Pa
 
 
 def test_exports_redact_a_store_that_kept_its_secrets_unless_asked(tmp_path: Path) -> None:
-    from inspector.catalog import Catalog
-    from inspector.ingest import Ingest
-    from inspector.record import FlowRecord
-    from inspector.store import insert, open_db
+    from inspector.ingest.catalog import Catalog
+    from inspector.ingest.pipeline import Ingest
+    from inspector.ingest.record import FlowRecord
+    from inspector.store.database import insert, open_db
 
     token, key = "eyJ0eXAiOiJKV1QifQ.eyJleHAiOjF9.c2ln", "CUSTOMERKEY42"
     rec = FlowRecord(

@@ -120,7 +120,7 @@ def test_migrate_lists_what_changes_per_endpoint(recorded: Recorded, tmp_path: P
 
 
 def test_migrate_with_no_v1_traffic_says_so(tmp_path: Path) -> None:
-    from inspector.store import open_db
+    from inspector.store.database import open_db
 
     open_db(tmp_path / "empty.db").close()
     result = migrate(tmp_path / "empty.db")
@@ -190,9 +190,9 @@ def test_replay_as_v3_refusals_are_one_line(recorded: Recorded, db: Path) -> Non
 def test_an_endpoint_only_one_v3_api_has(tmp_path: Path) -> None:
     """Client relationships exist in Practice Manager only, draft purchase orders in WorkflowMax
     only: the checklist says so rather than printing a URL that would answer 404."""
-    from inspector.catalog import Catalog
-    from inspector.ingest import Ingest
-    from inspector.store import insert, open_db
+    from inspector.ingest.catalog import Catalog
+    from inspector.ingest.pipeline import Ingest
+    from inspector.store.database import insert, open_db
     from tests.test_ingest import record
 
     db = tmp_path / "v1.db"

@@ -12,9 +12,9 @@ from inspector.samples.mock_xero import TENANTS, MockApp, MockConfig, MockXero
 from inspector.samples.mock_xero.auth import RateLimiter, TokenError
 from inspector.samples.mock_xero.wire import MockRequest
 
-from inspector.catalog import Catalog
-from inspector.checkfiles import check_file, target
-from inspector.validate import Validator
+from inspector.commands.checkfiles import check_file, target
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.validate import Validator
 from tests.test_samples import BODIES, CATALOG, VALIDATOR
 from tests.test_samples import CASES as SAMPLE_CASES
 

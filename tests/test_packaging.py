@@ -26,7 +26,7 @@ import inspector
 ROOT = Path(__file__).resolve().parent.parent
 DIST = "xero-inspector"
 # Modules that belong to an extra may import what that extra brings.
-EXTRA_MODULES = {"inspector/datasette_plugin.py": "datasette"}
+EXTRA_MODULES = {"inspector/store/datasette.py": "datasette"}
 LOCAL = {"inspector", "samples", "tests", "addons"}
 
 

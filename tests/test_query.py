@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from inspector.catalog import Catalog
-from inspector.ingest import Ingest
-from inspector.query import FilterError, compile_filter, install
-from inspector.store import insert, open_db
-from inspector.validate import Validator
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.pipeline import Ingest
+from inspector.ingest.validate import Validator
+from inspector.store.database import insert, open_db
+from inspector.store.query import FilterError, compile_filter, install
 from tests.test_ingest import record
 
 XPM = "https://api.xero.com/practicemanager/3.0/"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from inspector.redact import Redactor, fingerprint
+from inspector.ingest.redact import Redactor, fingerprint
 
 FP = re.compile(r"redacted:sha256:[0-9a-f]{8}")
 

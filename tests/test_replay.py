@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from inspector.samples.mock_xero import TENANTS, MockXero
 
-from inspector.catalog import Catalog
-from inspector.diff import compare, normal_lines
-from inspector.flows import connect, load
-from inspector.replay import Options, Replayer, ReplayError, prepare, request_of, since, target_url
-from inspector.validate import SchemaCache, Validator
+from inspector.commands.diff import compare, normal_lines
+from inspector.commands.replay import Options, Replayer, ReplayError, prepare, request_of, since, target_url
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.validate import SchemaCache, Validator
+from inspector.store.flows import connect, load
 from tests.helpers import ROOT, ProxyProcess, client, rows, wait_for_rows
 from tests.test_capture_e2e import sign_in
 
@@ -278,7 +278,7 @@ def test_tenant_override_and_target_url(recorded: Recorded, db: Path) -> None:
 
 
 def test_a_dead_upstream_is_a_recorded_transport_error(recorded: Recorded, db: Path) -> None:
-    from inspector.spawn import free_port
+    from inspector.proxy.spawn import free_port
 
     result = replay_cli(db, str(recorded.ids["clients"]), "--to", f"https://127.0.0.1:{free_port()}", token="x")
     assert result.returncode == 1 and "newly failing" in result.stdout and "ConnectError" in result.stdout
@@ -306,8 +306,8 @@ def test_diff_of_flows_lists_changed_headers_and_findings(recorded: Recorded, db
 
 
 def test_a_token_replaces_only_a_bearer_and_a_redacted_basic_is_refused() -> None:
-    from inspector.redact import fingerprint
-    from inspector.replay import NeedsToken, Request
+    from inspector.commands.replay import NeedsToken, Request
+    from inspector.ingest.redact import fingerprint
 
     catalog = Catalog.load()
     basic = Request(
@@ -377,7 +377,7 @@ def test_a_token_never_travels_in_clear_unless_asked(recorded: Recorded, db: Pat
         server.shutdown()
         server.server_close()
     # loopback over plain HTTP needs no flag (a local stub): refused only for want of a listener
-    from inspector.spawn import free_port
+    from inspector.proxy.spawn import free_port
 
     local = replay_cli(db, clients, "--to", f"http://127.0.0.1:{free_port()}", token="x")
     assert local.returncode == 1 and "ConnectError" in local.stdout and "plain HTTP" not in local.stderr

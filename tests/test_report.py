@@ -11,14 +11,14 @@ import pytest
 from click.testing import CliRunner
 from lxml import etree
 
-from inspector.catalog import Catalog
 from inspector.cli import main
-from inspector.flows import StoredFlow
-from inspector.ingest import Ingest
-from inspector.query import compile_filter
-from inspector.replay_batch import chosen_flows
-from inspector.store import insert, open_db
-from inspector.validate import Validator
+from inspector.commands.replay_batch import chosen_flows
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.pipeline import Ingest
+from inspector.ingest.validate import Validator
+from inspector.store.database import insert, open_db
+from inspector.store.flows import StoredFlow
+from inspector.store.query import compile_filter
 from tests.test_ingest import record
 
 XPM = "https://api.xero.com/practicemanager/3.0/"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from inspector.catalog import Catalog
-from inspector.ingest import Ingest
-from inspector.validate import Validator
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.pipeline import Ingest
+from inspector.ingest.validate import Validator
 from tests.test_facts import jwt
 from tests.test_ingest import TOKEN, record
 

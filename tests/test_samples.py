@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from inspector.catalog import Catalog
-from inspector.checkfiles import check_file, target
-from inspector.findings import SCHEMA_RULES
-from inspector.ingest import Ingest
-from inspector.validate import SchemaCache, Validator, preload
+from inspector.commands.checkfiles import check_file, target
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.findings import SCHEMA_RULES
+from inspector.ingest.pipeline import Ingest
+from inspector.ingest.validate import SchemaCache, Validator, preload
 from tests.test_ingest import record
 
 BODIES = Path(__file__).resolve().parent.parent / "samples" / "bodies"
@@ -78,7 +78,7 @@ def test_the_recorder_finds_the_same(family: str, case: dict[str, Any]) -> None:
         )
     out = Ingest(CATALOG, validator=VALIDATOR)(rec)
     assert not out.flow.get("ingest_error")
-    from inspector.findings import Finding
+    from inspector.ingest.findings import Finding
 
     found = [Finding(**f) for f in out.findings if f["rule"] in BODY_RULES]
     _matches(found, case["expect"])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.spawn import free_port
+from inspector.proxy.spawn import free_port
 from tests.helpers import ROOT, WAIT
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")

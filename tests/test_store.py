@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from inspector import store
-from inspector.catalog import Catalog
-from inspector.ingest import Ingest
-from inspector.store import APPLICATION_ID, SCHEMA_VERSION, StoreError, insert, open_db
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.pipeline import Ingest
+from inspector.store import database as store
+from inspector.store.database import APPLICATION_ID, SCHEMA_VERSION, StoreError, insert, open_db
 from tests.test_ingest import record
 
 

@@ -16,13 +16,13 @@ from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Sparkline, Static, TabbedContent
 
-from inspector import flows
-from inspector.store import open_db
+from inspector.store import flows
+from inspector.store.browse import FlowQuery, max_id
+from inspector.store.database import open_db
 from inspector.tui.app import InspectorApp
 from inspector.tui.code_view import CodeView
 from inspector.tui.dialogs import ConfirmScreen, ExportScreen, TextPrompt
 from inspector.tui.messages import FilterApplied, FilterPreview, FlowHighlighted, PageLoaded, Polled
-from inspector.tui.model import FlowQuery, max_id
 from inspector.tui.orgs import OrganisationsScreen
 from tests.helpers import WAIT
 

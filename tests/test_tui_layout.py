@@ -11,10 +11,10 @@ import pytest
 from inspector.samples.traffic import fill
 from textual.widgets import Input, OptionList, Sparkline, Static, TabbedContent
 
-from inspector.catalog import Catalog
-from inspector.ingest import Ingest
-from inspector.query import HELP as FILTER_HELP
-from inspector.store import insert, open_db
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.pipeline import Ingest
+from inspector.store.database import insert, open_db
+from inspector.store.query import HELP as FILTER_HELP
 from inspector.tui.app import InspectorApp
 from inspector.tui.code_view import CodeView
 from inspector.tui.columns import COLUMNS, layout

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from inspector.samples.traffic import PRACTICE, Traffic, fill
 
-from inspector import edits, flows
-from inspector.query import FilterError
-from inspector.store import open_db, save_recorder
-from inspector.tui.model import FlowQuery, Reader, clock, recorder_status, tenant_stats
+from inspector.store import edits, flows
+from inspector.store.browse import FlowQuery, Reader, clock, recorder_status, tenant_stats
+from inspector.store.database import open_db, save_recorder
+from inspector.store.query import FilterError
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 from textual.widgets.text_area import Selection
 
-from inspector.replay import Options
-from inspector.store import open_db
+from inspector.commands.replay import Options
+from inspector.store.database import open_db
 from inspector.tui.app import InspectorApp
 from inspector.tui.dialogs import ConfirmScreen, TextPrompt
 from inspector.tui.editor import EditorScreen

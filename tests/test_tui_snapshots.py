@@ -13,7 +13,7 @@ import pytest
 from inspector.samples.traffic import fill
 from textual.pilot import Pilot
 
-from inspector.store import open_db
+from inspector.store.database import open_db
 from inspector.tui.app import InspectorApp
 from inspector.tui.code_view import CodeView
 from inspector.tui.orgs import OrganisationsScreen

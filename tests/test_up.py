@@ -9,8 +9,8 @@ from pathlib import Path
 
 from inspector.samples.mock_xero import MockXero
 
-from inspector.spawn import free_port
-from inspector.up import running_recorder, up
+from inspector.proxy.spawn import free_port
+from inspector.tui.up import running_recorder, up
 from tests.helpers import WAIT, ProxyProcess, client, rows, wait_for_rows
 
 URL = "https://api.xero.com/practicemanager/3.0/client.api/list"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from inspector.catalog import Catalog
-from inspector.ingest import Ingest
-from inspector.writer import RecordQueue, Writer
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.pipeline import Ingest
+from inspector.proxy.writer import RecordQueue, Writer
 from tests.helpers import rows, wait_for_rows
 from tests.test_ingest import record
 
@@ -92,7 +92,7 @@ def test_a_locked_database_delays_records_but_loses_none(tmp_path: Path, locked:
 def test_a_database_locked_through_shutdown_is_given_up_on_and_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("inspector.writer.SHUTDOWN_GRACE", 0.3)
+    monkeypatch.setattr("inspector.proxy.writer.SHUTDOWN_GRACE", 0.3)
     path = tmp_path / "f.db"
     w = writer(path, busy_timeout_ms=50, batch_size=10)
     w.start()
@@ -122,7 +122,7 @@ def test_a_record_that_breaks_ingest_is_stored_in_fallback_form(tmp_path: Path) 
 def test_records_that_break_insert_are_dropped_counted_and_said_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from inspector import store
+    from inspector.store import database as store
 
     real = store.insert_rows
 
@@ -170,7 +170,7 @@ def test_a_bug_in_the_writer_costs_its_batch_not_the_thread(tmp_path: Path) -> N
 
 
 def test_a_traceback_once_per_place_it_is_raised() -> None:
-    from inspector.firsts import FirstTraceback
+    from inspector.utils.firsts import FirstTraceback
 
     first = FirstTraceback()
 

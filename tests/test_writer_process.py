@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.writer_process import WriterConfig, WriterProcess
+from inspector.proxy.recorder import WriterConfig, WriterProcess
 from tests.helpers import ROOT, rows, wait_for_rows
 from tests.test_ingest import TOKEN, record
 
@@ -127,7 +127,7 @@ def test_a_killed_proxy_leaves_the_child_to_store_what_it_was_sent(tmp_path: Pat
     script = textwrap.dedent(
         f"""
         import os, signal
-        from inspector.writer_process import WriterConfig, WriterProcess
+        from inspector.proxy.recorder import WriterConfig, WriterProcess
         from tests.test_ingest import record
         w = WriterProcess(WriterConfig(db={str(db)!r}))
         w.start()

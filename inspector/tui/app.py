@@ -2,7 +2,7 @@
 
 All SQLite work happens in thread workers that post their results back as messages
 (messages.py); the UI thread only draws. Edits (mark, comment, delete) go through
-``inspector.edits`` on a connection of their own.
+``inspector.store.edits`` on a connection of their own.
 """
 
 from __future__ import annotations
@@ -22,19 +22,12 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, Tabs
 
-from .. import edits, export, flows
-from ..diff import FlowDiff, compare
-from ..query import FilterError, stopped
-from ..replay import NeedsToken, Prepared, ReplayError, Request, request_of, target_url
-from ..store import StoreError
-from ..text import plural, safe
-from ..validate import Validator
-from .detail import FlowDetail
-from .dialogs import ConfirmScreen, ExportChoice, ExportScreen, HelpScreen, TextPrompt
-from .editor import EditorScreen
-from .flow_list import PAGE, FlowList, header_text
-from .messages import ColumnsChanged, FilterApplied, FilterFailed, FilterPreview, FlowChosen, FlowHighlighted, Polled
-from .model import (
+from inspector.commands import export
+from inspector.commands.diff import FlowDiff, compare
+from inspector.commands.replay import NeedsToken, Prepared, ReplayError, Request, request_of, target_url
+from inspector.ingest.validate import Validator
+from inspector.store import edits, flows
+from inspector.store.browse import (
     MARKED,
     FlowQuery,
     Reader,
@@ -44,8 +37,24 @@ from .model import (
     recorder_status,
     tenant_names,
 )
-from .orgs import OrganisationsScreen
-from .replaying import DiffScreen, Replays, ReplaySettings
+from inspector.store.database import StoreError
+from inspector.store.query import FilterError, stopped
+from inspector.tui.detail import FlowDetail
+from inspector.tui.dialogs import ConfirmScreen, ExportChoice, ExportScreen, HelpScreen, TextPrompt
+from inspector.tui.editor import EditorScreen
+from inspector.tui.flow_list import PAGE, FlowList, header_text
+from inspector.tui.messages import (
+    ColumnsChanged,
+    FilterApplied,
+    FilterFailed,
+    FilterPreview,
+    FlowChosen,
+    FlowHighlighted,
+    Polled,
+)
+from inspector.tui.orgs import OrganisationsScreen
+from inspector.tui.replaying import DiffScreen, Replays, ReplaySettings
+from inspector.utils.text import plural, safe
 
 POLL_S = 0.5
 FILTER_DEBOUNCE_S = 0.35

@@ -7,7 +7,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .document import Document
+from inspector.tui.document import Document
 
 
 class CodeView(ScrollView, can_focus=True):

@@ -11,12 +11,12 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from .. import flows as flows_mod
-from ..text import safe
-from . import document, info
-from .code_view import CodeView
-from .messages import DetailLoaded
-from .model import Reader
+from inspector.store import flows as flows_mod
+from inspector.store.browse import Reader
+from inspector.tui import document, info
+from inspector.tui.code_view import CodeView
+from inspector.tui.messages import DetailLoaded
+from inspector.utils.text import safe
 
 
 def finding_prompt(f: dict[str, Any]) -> Text:

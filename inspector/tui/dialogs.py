@@ -12,9 +12,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
-from .. import query
-from ..export import FORMATS
-from ..text import safe
+from inspector.commands.export import FORMATS
+from inspector.store import query
+from inspector.utils.text import safe
 
 
 def _two_columns(rows: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> Table:

@@ -18,10 +18,10 @@ from lxml import etree
 from rich.syntax import Syntax
 from rich.text import Text
 
-from .. import xmlsafe
-from ..flows import StoredFlow
-from ..redact import is_redacted
-from ..text import safe
+from inspector.ingest import xmlsafe
+from inspector.ingest.redact import is_redacted
+from inspector.store.flows import StoredFlow
+from inspector.utils.text import safe
 
 HIGHLIGHT_LIMIT = 512 * 1024  # past this a body is shown plain: lexing megabytes would stall the view
 HEX_LIMIT = 64 * 1024

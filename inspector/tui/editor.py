@@ -15,14 +15,14 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, OptionList, TextArea
 from textual.widgets.option_list import Option
 
-from ..catalog import Catalog
-from ..checkfiles import TargetError, check_file, target
-from ..findings import Finding
-from ..record import Headers
-from ..replay import Request
-from ..text import safe
-from ..validate import Validator
-from .document import pretty_xml
+from inspector.commands.checkfiles import TargetError, check_file, target
+from inspector.commands.replay import Request
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.findings import Finding
+from inspector.ingest.record import Headers
+from inspector.ingest.validate import Validator
+from inspector.tui.document import pretty_xml
+from inspector.utils.text import safe
 
 CHECK_DEBOUNCE_S = 0.25
 _SEVERITY = {"error": "bold red", "warning": "yellow", "info": "cyan"}

@@ -18,11 +18,11 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..text import safe
-from .columns import Layout, fit, layout
-from .info import time_of_day
-from .messages import ColumnsChanged, FlowChosen, FlowHighlighted, PageLoaded
-from .model import FlowQuery, FlowRow, Reader
+from inspector.store.browse import FlowQuery, FlowRow, Reader
+from inspector.tui.columns import Layout, fit, layout
+from inspector.tui.info import time_of_day
+from inspector.tui.messages import ColumnsChanged, FlowChosen, FlowHighlighted, PageLoaded
+from inspector.utils.text import safe
 
 PAGE = 100
 MAX_PAGES = 30  # 3,000 rows in memory at most, whatever the database holds

@@ -7,8 +7,8 @@ from typing import Any
 
 from textual.markup import escape as _escape
 
-from ..flows import StoredFlow
-from ..text import safe
+from inspector.store.flows import StoredFlow
+from inspector.utils.text import safe
 
 
 def escape(text: str) -> str:

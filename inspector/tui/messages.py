@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from ..flows import StoredFlow
-from .columns import Layout
-from .document import Document
-from .model import FlowQuery, FlowRow, RecorderStatus, TenantStats
+from inspector.store.browse import FlowQuery, FlowRow, RecorderStatus, TenantStats
+from inspector.store.flows import StoredFlow
+from inspector.tui.columns import Layout
+from inspector.tui.document import Document
 
 
 @dataclass

@@ -11,9 +11,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Sparkline, Static
 
-from .info import escape
-from .messages import StatsLoaded
-from .model import Reader, TenantStats, clock, recorder_status, tenant_stats
+from inspector.store.browse import Reader, TenantStats, clock, recorder_status, tenant_stats
+from inspector.tui.info import escape
+from inspector.tui.messages import StatsLoaded
 
 REFRESH_S = 2.0
 

@@ -13,11 +13,11 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..catalog import Catalog
-from ..diff import FlowDiff, render
-from ..flows import StoredFlow
-from ..replay import Options, Prepared, Replayer, Request, Result, prepare
-from ..validate import Validator
+from inspector.commands.diff import FlowDiff, render
+from inspector.commands.replay import Options, Prepared, Replayer, Request, Result, prepare
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.validate import Validator
+from inspector.store.flows import StoredFlow
 
 
 @dataclass(frozen=True)

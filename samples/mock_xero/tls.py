@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from inspector import files
+from inspector.utils import files
 
 # The Xero names too, so a client mapped straight at the mock (hosts file, SNI) verifies.
 DNS_NAMES = (

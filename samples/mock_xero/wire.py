@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 from lxml import etree
 
-from inspector import xmlsafe
+from inspector.ingest import xmlsafe
 
 XML_TYPE = "text/xml; charset=utf-8"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -99,7 +99,7 @@ def problem(status: int, title: str, detail: str, headers: list[tuple[str, str]]
 
 def parse_xml(body: bytes) -> etree._Element | None:
     """The request's XML, whether raw or in an `xml=` form field; None when not well-formed."""
-    from inspector.bodies import sniff
+    from inspector.ingest.bodies import sniff
 
     sniffed = sniff(body)
     return xmlsafe.try_parse(sniffed.xml) if sniffed.xml else None

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from inspector.samples.traffic import Traffic
 
-from inspector.catalog import Catalog
-from inspector.ingest import Ingest, Ingested
-from inspector.record import FlowRecord
-from inspector.store import insert, insert_rows, open_db, write_transaction
-from inspector.validate import Validator
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.pipeline import Ingest, Ingested
+from inspector.ingest.record import FlowRecord
+from inspector.ingest.validate import Validator
+from inspector.store.database import insert, insert_rows, open_db, write_transaction
 
 BATCH = 500  # the writer's batch size
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 from inspector.samples.mock_xero import TENANTS
 
-from inspector.ca import ensure_ca
-from inspector.spawn import free_port, wait_listening
+from inspector.proxy.ca import ensure_ca
+from inspector.proxy.spawn import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parents[2]
 

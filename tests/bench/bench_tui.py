@@ -28,11 +28,11 @@ from pathlib import Path
 
 from inspector.samples.traffic import Traffic
 
-from inspector.catalog import Catalog
-from inspector.ingest import Ingest, Ingested
-from inspector.store import insert, open_db
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.pipeline import Ingest, Ingested
+from inspector.ingest.validate import SchemaCache, Validator
+from inspector.store.database import insert, open_db
 from inspector.tui.app import InspectorApp
-from inspector.validate import SchemaCache, Validator
 
 KINDS = 13 * 61
 NO_FRAME_S = 2.0  # Textual composes a changed screen within a frame (1/60 s); this is far past it
@@ -163,8 +163,8 @@ def mitm_file(db: Path, count: int, path: Path) -> float:
     FlowWriter); seconds it took, 0 when ``path`` already holds it."""
     if path.exists():
         return 0.0
-    from inspector.export import write_file
-    from inspector.flows import connect
+    from inspector.commands.export import write_file
+    from inspector.store.flows import connect
 
     t0 = time.perf_counter()
     with connect(db) as conn:

@@ -15,9 +15,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from inspector import xmlsafe
-from inspector.catalog import Catalog
-from inspector.validate import Validator
+from inspector.ingest import xmlsafe
+from inspector.ingest.catalog import Catalog
+from inspector.ingest.validate import Validator
 
 LINE = (
     "<LineItem><Description>Consulting, {n} hours</Description><Quantity>{n}</Quantity>"

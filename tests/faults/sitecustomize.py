@@ -24,7 +24,8 @@ def _active(name: str) -> bool:
 
 
 if _CONTROL:
-    from inspector import ingest, store
+    from inspector.ingest import pipeline as ingest
+    from inspector.store import database as store
 
     _insert_rows = store.insert_rows
     _ingest = ingest.Ingest._ingest

@@ -1,0 +1,304 @@
+"""Ingest: one FlowRecord in, the rows to store out (classify ▸ facts ▸ validate ▸ rules ▸ redact).
+
+This is the one path into the store: captured, replayed and imported exchanges all go
+through ``Ingest``. It runs in the writer process (on its thread), never in a proxy hook. Facts that need
+secrets (JWT claims, the organisation a key names) are read before redaction; nothing
+secret leaves this module unless ``keep_secrets`` was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+from inspector.ingest import facts, rules, xmlsafe
+from inspector.ingest.bodies import DEFAULT_MAX_BODY, DecodeError, as_text, decode_content, sniff
+from inspector.ingest.catalog import BodySchema, Catalog
+from inspector.ingest.findings import Finding, counts
+from inspector.ingest.record import FlowRecord, Headers, header
+from inspector.ingest.redact import Redactor
+from inspector.ingest.validate import SchemaLoadError, Validator
+from inspector.utils.firsts import FirstTraceback
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """One side's body, decoded, sniffed (and, after redaction, safe to store)."""
+
+    data: bytes | None
+    raw_size: int | None
+    truncated: bool = False
+    format: str = "none"
+    xml: bytes | None = None  # the XML document to validate, when there is one
+    decode_error: str | None = None
+
+
+@dataclass(slots=True)
+class Ingested:
+    flow: dict[str, Any]
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    tenants: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Ingest:
+    def __init__(
+        self,
+        catalog: Catalog,
+        keep_secrets: bool = False,
+        max_body: int = DEFAULT_MAX_BODY,
+        validator: Validator | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.keep_secrets = keep_secrets
+        self.max_body = max_body
+        self.validator = validator  # None: record without schema checks (the rules still run)
+        # Organisations named by GET /connections answers, to explain a 403 (seeded from the store).
+        self.known_tenants: dict[str, str] = {}
+        self._hosts_of: tuple[Catalog, frozenset[str]] | None = None  # the catalog's hosts, per catalog
+        self._first = FirstTraceback()
+
+    def __call__(self, rec: FlowRecord) -> Ingested:
+        try:
+            return self._ingest(rec)
+        except Exception as e:  # a bug here must not lose the exchange: store what is safe
+            why = f"{type(e).__name__}: {e}"
+            log.error("ingest failed for %s %s (%s)", rec.method, _strip_query(rec.url), why, exc_info=self._first(e))
+            return self._fallback(rec, e)
+
+    def _ingest(self, rec: FlowRecord) -> Ingested:
+        parts = urlsplit(rec.url)
+        host = (parts.hostname or "").lower()
+        cls = self.catalog.classify(rec.method, host, parts.path)
+        fam = self.catalog.family(cls.family)
+        identity = cls.family == "identity"
+
+        encoded = not rec.content_decoded
+        req = self._body(rec.request_body, rec.request_headers, encoded)
+        resp = self._body(rec.response_body, rec.response_headers or (), encoded)
+
+        # Facts first: they need what redaction is about to remove.
+        token = facts.token_facts(header(rec.request_headers, "authorization")) or rec.token
+        tenant = facts.tenant_id(rec.request_headers, parts.query, fam.tenant_param if fam else None)
+        limits = facts.rate_limits(rec.response_headers)
+        req_ct, resp_ct = header(rec.request_headers, "content-type"), header(rec.response_headers, "content-type")
+        req_root, found = check_body(self.validator, req, req_ct, cls.request_schema, "request")
+        resp_root, resp_found = check_body(self.validator, resp, resp_ct, cls.response_schema, "response")
+        found += resp_found
+        verdict = self._verdict(resp, resp_root)
+        tenants = []
+        if cls.family == "connections" and rec.method == "GET" and rec.status == 200 and resp.data:
+            tenants = facts.connections(resp.data)
+            self.known_tenants.update({t["id"]: t["name"] or t["id"] for t in tenants})
+        exchange = rules.Exchange(
+            rec=rec,
+            classification=cls,
+            family=fam,
+            xero_host=host in self._hosts,
+            token=token,
+            tenant=tenant,
+            limits=limits,
+            verdict=verdict,
+            request_format=req.format,
+            request_root=req_root,
+            response_root=resp_root,
+            known_tenants=self.known_tenants,
+        )
+        found.extend(rules.run(exchange))
+        errors, warnings = counts(found)
+
+        redactor = Redactor(self.keep_secrets)
+        url = redactor.url(rec.url, identity)
+        req = _redact_body(redactor, req, identity)
+        resp = _redact_body(redactor, resp, identity)
+        req_headers = redactor.headers(rec.request_headers)
+        resp_headers = redactor.headers(rec.response_headers) if rec.response_headers is not None else None
+        safe = urlsplit(url)
+
+        error = verdict.error
+        row: dict[str, Any] = {
+            **self._exchange_columns(rec, url, safe, req_headers, resp_headers),
+            "family": cls.family,
+            "resource": cls.resource,
+            "operation": cls.operation,
+            "endpoint": cls.endpoint,
+            "path_params": json.dumps(cls.params) if cls.params else None,
+            "tenant_id": tenant,
+            "correlation_id": header(rec.response_headers, "xero-correlation-id"),
+            "rl_day_remaining": limits.day_remaining,
+            "rl_minute_remaining": limits.minute_remaining,
+            "rl_app_minute_remaining": limits.app_minute_remaining,
+            "retry_after": limits.retry_after,
+            "rate_limit_problem": limits.problem,
+            "api_status": verdict.api_status,
+            "api_error": error.message if error else None,
+            "api_error_kind": error.kind if error else None,
+            "api_error_details": json.dumps(error.details) if error and error.details else None,
+            "outcome": facts.outcome(rec.status, rec.error, error),
+            "token_exp": token.exp if token else None,
+            "token_scopes": " ".join(token.scopes) if token and token.scopes else None,
+            "token_client_id": token.client_id if token else None,
+            "token_user_id": token.user_id if token else None,
+            "redactions": redactor.count,
+            "errors": errors,
+            "warnings": warnings,
+        }
+        for side, body, headers in (("request", req, rec.request_headers), ("response", resp, rec.response_headers)):
+            row.update(_body_columns(side, body, headers))
+        bodies = [_body_row(side, body) for side, body in (("request", req), ("response", resp)) if body.data]
+        return Ingested(row, bodies, tenants, [f.row() for f in found])
+
+    @property
+    def _hosts(self) -> frozenset[str]:
+        if self._hosts_of is None or self._hosts_of[0] is not self.catalog:  # the addon may swap the catalog
+            self._hosts_of = (self.catalog, frozenset(self.catalog.hosts()))
+        return self._hosts_of[1]
+
+    @staticmethod
+    def _exchange_columns(
+        rec: FlowRecord, url: str, parts: Any, req_headers: Headers, resp_headers: Headers | None
+    ) -> dict[str, Any]:
+        duration = (rec.ended_at - rec.started_at) * 1000 if rec.ended_at is not None else None
+        return {
+            "source": rec.source,
+            "replay_of": rec.replay_of,
+            "started_at": rec.started_at,
+            "ended_at": rec.ended_at,
+            "duration_ms": round(duration, 3) if duration is not None else None,
+            "client_addr": rec.client_addr,
+            "server_addr": rec.server_addr,
+            "method": rec.method,
+            "url": url,
+            "scheme": parts.scheme,
+            "host": (parts.hostname or "").lower(),
+            "port": parts.port or _DEFAULT_PORTS.get(parts.scheme),
+            "path": parts.path or "/",
+            "query": parts.query or None,
+            "http_version": rec.http_version,
+            "tls": int(rec.tls),
+            "request_headers": json.dumps(req_headers),
+            "status": rec.status,
+            "reason": rec.reason,
+            "response_http_version": rec.response_http_version,
+            "response_headers": json.dumps(resp_headers) if resp_headers is not None else None,
+            "error": rec.error,
+        }
+
+    def _body(self, raw: bytes | None, headers: Headers, encoded: bool = True) -> Body:
+        if raw is None:
+            return Body(None, None)
+        content_type = header(headers, "content-type")
+        try:
+            decoded = decode_content(raw, header(headers, "content-encoding") if encoded else None, self.max_body)
+        except DecodeError as e:
+            # Keep the bytes as they came; say why they are not readable.
+            return Body(raw[: self.max_body], len(raw), len(raw) > self.max_body, "binary", None, str(e))
+        sniffed = sniff(decoded.data, content_type)
+        return Body(decoded.data, len(raw), decoded.truncated, sniffed.format, sniffed.xml)
+
+    @staticmethod
+    def _verdict(resp: Body, root: etree._Element | None) -> facts.BodyVerdict:
+        if resp.data is None:
+            return facts.BodyVerdict()
+        if resp.format == "xml":
+            return facts.read_xml_answer(root)
+        if resp.format == "json":
+            return facts.read_json_answer(resp.data)
+        if resp.format == "html":
+            return facts.read_html_answer(resp.data)
+        return facts.BodyVerdict()
+
+    def _fallback(self, rec: FlowRecord, exc: Exception) -> Ingested:
+        """The exchange with what needs no parsing; the query (which may hold keys) is dropped."""
+        url = _strip_query(rec.url)
+        parts = urlsplit(url)
+        row = {
+            **self._exchange_columns(rec, url, parts, (), None),
+            "family": "unknown",
+            "outcome": facts.outcome(rec.status, rec.error, None),
+            "ingest_error": f"{type(exc).__name__}: {exc}"[:500],
+        }
+        return Ingested(row)
+
+
+def check_body(
+    validator: Validator | None, body: Body, content_type: str | None, schema: BodySchema | None, side: str
+) -> tuple[etree._Element | None, list[Finding]]:
+    """Parse (and with a validator, validate) one side's XML: its root for the rules, and the
+    schema findings. Shared by ingest and revalidate."""
+    found = body_findings(body, content_type, side)
+    if body.xml is None or body.truncated:
+        return None, found
+    if validator is None:
+        return xmlsafe.try_parse(body.xml, lenient_label=side == "response"), found
+    try:
+        checked = validator.check(body.xml, schema, side)
+    except SchemaLoadError as e:  # a user's broken XSD: say so on the flow, keep recording
+        found.append(Finding.of(side, "xsd", f"schema not usable: {e}", severity="warning"))
+        return xmlsafe.try_parse(body.xml, lenient_label=side == "response"), found
+    return checked.root, found + checked.findings
+
+
+def stored_body(data: bytes | None, content_type: str | None, truncated: bool) -> Body:
+    """A body as read back from the store, sniffed again (revalidate, replay)."""
+    if data is None:
+        return Body(None, None)
+    sniffed = sniff(data, content_type)
+    return Body(data, len(data), truncated, sniffed.format, sniffed.xml)
+
+
+def body_findings(body: Body, content_type: str | None, side: str) -> list[Finding]:
+    """What can be said of a body before any schema: too big to check, or XML that is not."""
+    if body.truncated and body.xml is not None:
+        return [
+            Finding.of(
+                side, "not-validated", f"body cut at {len(body.data or b'')} bytes (inspector_max_body): not validated"
+            )
+        ]
+    declared_xml = content_type is not None and "xml" in content_type.lower()
+    if declared_xml and body.xml is None and body.format in ("text", "binary", "json", "form"):
+        return [Finding.of(side, "not-well-formed", f"declared {content_type} but the body is {body.format}, not XML")]
+    return []
+
+
+def _strip_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def _redact_body(redactor: Redactor, body: Body, identity: bool) -> Body:
+    if redactor.keep_secrets or body.data is None or body.format not in ("form", "form-xml", "json"):
+        return body
+    text = as_text(body.data)
+    if text is None:
+        return body
+    redacted = redactor.json(text, identity) if body.format == "json" else redactor.form(text, identity)
+    if redacted == text:
+        return body
+    data = redacted.encode("utf-8")
+    return Body(data, body.raw_size, body.truncated, body.format, body.xml, body.decode_error)
+
+
+def _body_columns(side: str, body: Body, headers: Headers | None) -> dict[str, Any]:
+    return {
+        f"{side}_content_type": header(headers, "content-type"),
+        f"{side}_format": body.format,
+        f"{side}_size": len(body.data) if body.data is not None else None,
+        f"{side}_raw_size": body.raw_size,
+        f"{side}_truncated": int(body.truncated),
+        f"{side}_decode_error": body.decode_error,
+    }
+
+
+def _body_row(side: str, body: Body) -> dict[str, Any]:
+    assert body.data is not None
+    text = as_text(body.data)
+    return {"side": side, "text": text, "data": None if text is not None else body.data}
