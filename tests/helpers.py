@@ -211,3 +211,12 @@ class Tmux:
             assert time.monotonic() < deadline, f"{text!r} never showed:\n{shown}"
             time.sleep(0.1)
         return shown
+
+
+def copy_db(src: Path, dst: Path) -> Path:
+    """A copy of a recording (SQLite's backup: consistent even with its WAL beside it)."""
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    a.backup(b)
+    a.close()
+    b.close()
+    return dst

@@ -5,7 +5,6 @@ Practice Manager 3.0 and WorkflowMax 3.0."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from inspector.samples.mock_xero import TENANTS, MockXero
 
-from tests.helpers import ROOT, ProxyProcess, client, rows, wait_for_rows
+from tests.helpers import ROOT, ProxyProcess, client, copy_db, rows, wait_for_rows
 from tests.test_replay import PRACTICE, XPM, replay_cli
 
 pytestmark = pytest.mark.e2e
@@ -67,12 +66,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, confdir: Path, upstream: 
 @pytest.fixture
 def db(recorded: Recorded, tmp_path: Path) -> Path:
     """Each replay test sends into its own copy of the recording."""
-    copy = tmp_path / "flows.db"
-    src, dst = sqlite3.connect(recorded.db), sqlite3.connect(copy)
-    src.backup(dst)
-    src.close()
-    dst.close()
-    return copy
+    return copy_db(recorded.db, tmp_path / "flows.db")
 
 
 def migrate(db: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from inspector.commands.replay import Options, Replayer, ReplayError, prepare, r
 from inspector.ingest.catalog import Catalog
 from inspector.ingest.validate import SchemaCache, Validator
 from inspector.store.flows import connect, load
-from tests.helpers import ROOT, ProxyProcess, client, rows, wait_for_rows
+from tests.helpers import ROOT, ProxyProcess, client, copy_db, rows, wait_for_rows
 from tests.test_capture_e2e import sign_in
 
 pytestmark = pytest.mark.e2e
@@ -102,12 +102,7 @@ def _keys(mock: MockXero) -> tuple[str, str]:
 @pytest.fixture
 def db(recorded: Recorded, tmp_path: Path) -> Path:
     """Each test replays into its own copy of the recording."""
-    copy = tmp_path / "flows.db"
-    src, dst = sqlite3.connect(recorded.db), sqlite3.connect(copy)
-    src.backup(dst)
-    src.close()
-    dst.close()
-    return copy
+    return copy_db(recorded.db, tmp_path / "flows.db")
 
 
 def replay_cli(

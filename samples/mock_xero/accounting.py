@@ -274,16 +274,7 @@ def _answer(req: MockRequest, kind: str, items: list[dict[str, Any]], provider: 
         return as_json(
             {"Id": new_id(), "Status": "OK", "ProviderName": provider, "DateTimeUTC": utc_now(), f"{kind}s": out}
         )
-    nodes = [_to_xml(kind, i) for i in items]
-    root = el(
-        "Response",
-        el("Id", new_id()),
-        el("Status", "OK"),
-        el("ProviderName", provider),
-        el("DateTimeUTC", utc_now()),
-        el(f"{kind}s", *nodes),
-    )
-    return xml(root)
+    return _envelope(kind, [_to_xml(kind, i) for i in items], provider)
 
 
 def _exception(
