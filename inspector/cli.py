@@ -142,6 +142,12 @@ def _db_option(help_text: str) -> Callable[[F], F]:
     return click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help=help_text)
 
 
+# A report or checklist written to a file instead of stdout (0600, by rename: utils.files).
+_output_option = click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout."
+)
+
+
 def _with_options(fn: F, options: list[Callable[[Any], Any]]) -> F:
     for option in reversed(options):  # click lists options in the order they are applied, last first
         fn = option(fn)
@@ -560,7 +566,7 @@ def validate(files: tuple[str, ...], endpoint: str, response: bool, fail_on: str
 )
 @click.option("--filter", "filter_expr", metavar="EXPR", help="Only flows matching this filter (~api xpm & ~c 200).")
 @_fail_on_option("error", "Exit 1 on findings of this severity or worse; a failed call counts as an error.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+@_output_option
 @user_errors
 def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str | None) -> None:
     """The report: failed calls (~failed) and findings, grouped by endpoint, with the worst examples.
@@ -594,7 +600,7 @@ def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str
     show_default=True,
     help="text for a terminal, markdown for an issue or a pull request, json for scripts.",
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+@_output_option
 @_catalog_option
 @user_errors
 def migrate(db: str, fmt: str, output: str | None, catalogs: tuple[str, ...]) -> None:

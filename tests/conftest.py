@@ -21,3 +21,10 @@ def confdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mock() -> Iterator[MockXero]:
     with MockXero() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[MockXero]:
+    """A mock Xero shared by one test module's recording and its replays."""
+    with MockXero() as server:
+        yield server

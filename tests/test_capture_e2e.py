@@ -26,12 +26,6 @@ PRACTICE = TENANTS[0].id
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[MockXero]:
-    with MockXero() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory, confdir: Path, upstream: MockXero) -> Iterator[ProxyProcess]:
     tmp = tmp_path_factory.mktemp("e2e")
     p = ProxyProcess(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,6 @@ ASSIGN = '<Job><ID>J000001</ID><add id="859231"/></Job>'
 class Recorded:
     def __init__(self, db: Path, mock: MockXero, ids: dict[str, int]) -> None:
         self.db, self.mock, self.ids = db, mock, ids
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[MockXero]:
-    with MockXero() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

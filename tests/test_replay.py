@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,12 +46,6 @@ class Recorded:
     mock: MockXero
     token: str  # a fresh one, as the user would get from Xero
     ids: dict[str, int]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[MockXero]:
-    with MockXero() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ request to the mock over TLS, the write confirmation, the token prompt and the d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,12 +27,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[MockXero]:
-    with MockXero() as server:
-        yield server
 
 
 @pytest.fixture

@@ -94,6 +94,7 @@ def build(db: str | Path, catalog: Catalog, validator: Validator) -> Plan:
             "SELECT id, method, url, endpoint FROM flows WHERE family = 'wfm-legacy' AND source != 'replay' ORDER BY id"
         ).fetchall()
         plans: dict[tuple[str, str], EndpointPlan] = {}
+        newest: dict[tuple[str, str], str] = {}  # the URL of each endpoint's newest call
         bodies: dict[tuple[str, str], dict[str, tuple[list[int], bytes]]] = {}
         for flow_id, method, url, ep in rows:
             # A path the v1 catalog does not know is named as its method path (no /v3/, no keys).
@@ -101,7 +102,7 @@ def build(db: str | Path, catalog: Catalog, validator: Validator) -> Plan:
             plan = plans.setdefault(key, EndpointPlan(key[0], key[1], 0, [], {}))
             plan.calls += 1
             plan.flows.append(int(flow_id))
-            plan.v3 = {key: _v3(catalog, str(method), str(url), t) for key, t in TARGETS.items()}
+            newest[key] = str(url)
             body = _request_body(conn, int(flow_id))
             if body:
                 seen = bodies.setdefault(key, {})
@@ -110,6 +111,7 @@ def build(db: str | Path, catalog: Catalog, validator: Validator) -> Plan:
     finally:
         conn.close()
     for key, plan in plans.items():
+        plan.v3 = {k: _v3(catalog, plan.method, newest[key], t) for k, t in TARGETS.items()}
         for ids, body in bodies.get(key, {}).values():
             plan.bodies.append(BodyCheck(ids, [_check(catalog, validator, plan, k, body) for k in TARGETS]))
     ordered = sorted(plans.values(), key=lambda p: (-p.calls, p.endpoint, p.method))
