@@ -9,7 +9,9 @@ This file only wires the addons; everything lives in the `inspector` package.
 """
 
 try:
-    from inspector.proxy.addon import Recorder, Redirect, XeroScope
+    from inspector.proxy.recorder import Recorder
+    from inspector.proxy.redirect import Redirect
+    from inspector.proxy.xero_scope import XeroScope
 except ImportError as e:  # mitmdump from another Python than the one xero-inspector is in
     raise ImportError(
         f"{e}: install xero-inspector into the Python environment that runs mitmdump "

@@ -12,7 +12,9 @@ from mitmproxy import exceptions, http
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import taddons, tflow
 
-from inspector.proxy.addon import Recorder, Redirect, XeroScope
+from inspector.proxy.recorder import Recorder
+from inspector.proxy.redirect import Redirect
+from inspector.proxy.xero_scope import XeroScope
 from tests.helpers import ROOT, rows
 
 XPM_LIST = "https://api.xero.com/practicemanager/3.0/job.api/list?from=20240101&to=20241231"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from inspector.samples.mock_xero import TENANTS, MockConfig, MockXero
 
-from inspector.proxy.recorder import HANDOVER_INTERVAL
+from inspector.proxy.handover import HANDOVER_INTERVAL
 from tests.helpers import WAIT, ProxyProcess, client
 
 pytestmark = [pytest.mark.hardening, pytest.mark.e2e]

@@ -186,3 +186,26 @@ def test_a_traceback_once_per_place_it_is_raised() -> None:
         raise KeyError(3)
     except KeyError as e:
         assert first(e) is e
+
+
+def test_a_writer_that_replaces_a_dead_one_counts_from_the_row_not_from_what_it_was_told(tmp_path: Path) -> None:
+    from inspector.proxy.counters import Counters
+
+    # The first writer stores 5 records; its process dies before telling the proxy, which
+    # counts them as dropped and hands the next writer (0 recorded, 5 dropped).
+    db = tmp_path / "f.db"
+    first = writer(db, recorder_id="r1")
+    first.start()
+    for _ in range(5):
+        first.submit(record())
+    wait_for_rows(db, "select id from recorders where recorded = 5", 1)  # in the batch's own transaction
+    first.stop()
+    second = writer(db, recorder_id="r1", counters=Counters(0, 5 + 2, 1))  # 2 really lost
+    second.start()
+    second.submit(record())
+    second.stop()
+    assert second.counters.as_tuple() == (6, 2, 1)
+    (rec,) = rows(db, "select recorded, dropped, errors from recorders")
+    assert (
+        (rec["recorded"], rec["dropped"], rec["errors"]) == (6, 2, 1) == (len(rows(db, "select id from flows")), 2, 1)
+    )

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from inspector.proxy.recorder import WriterConfig, WriterProcess
+from inspector.proxy.handover import WriterProcess
+from inspector.proxy.wire import WriterConfig
 from tests.helpers import ROOT, rows, wait_for_rows
 from tests.test_ingest import TOKEN, record
 
@@ -127,7 +128,8 @@ def test_a_killed_proxy_leaves_the_child_to_store_what_it_was_sent(tmp_path: Pat
     script = textwrap.dedent(
         f"""
         import os, signal
-        from inspector.proxy.recorder import WriterConfig, WriterProcess
+        from inspector.proxy.handover import WriterProcess
+        from inspector.proxy.wire import WriterConfig
         from tests.test_ingest import record
         w = WriterProcess(WriterConfig(db={str(db)!r}))
         w.start()

@@ -1,505 +1,141 @@
-"""The recorder's writer in a process of its own, at the lowest CPU priority.
+"""The Recorder addon: every exchange with a Xero host, copied in the hooks and handed over.
 
-Why a process: ingest (decode, classify, redact, validate, insert) costs about 200 us of CPU
-per exchange. On mitmproxy's side of the GIL that is time taken from the event loop that
-forwards the traffic; in a child it runs on another core, and at ``nice 19`` it only gets the
-CPU the traffic leaves idle. Under a load that saturates the machine the child falls behind
-and catches up when the burst ends; Xero's own limits (60 calls a minute per organisation,
-10,000 per app) are far below what it ingests per second, so in real use it keeps pace.
-
-The hook only holds the record; every HANDOVER_INTERVAL the event loop pickles what it holds
-and writes it to the child's stdin in one frame, without blocking (a write and a wake-up of the
-child per exchange cost the loop a tenth of its throughput). When the pipe is full the frame
-waits, bounded like the writer's queue (items and bytes), and the loop finishes the write when
-the pipe drains; past the bound the record is dropped and counted, never the traffic. The child
-sends back its log lines, its counters after each batch it finishes and at exit, as JSON lines on
-its stdout. If the proxy is killed the child reads to the end of what it was sent, stores it, and
-exits. If the child dies, the records it held are counted as dropped (what it had been handed,
-less what it said it had finished) and a new child takes over at the next exchange, after a
-back-off, on the same ``recorders`` row.
+Hooks copy and hand over only (``capture.py``, then ``handover.py``); the writer process does
+the rest. Load it with ``mitmdump -s addons/xero_inspector.py`` or through
+``xero-inspector proxy``; both give the same recording.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 import os
-import pickle
-import struct
-import subprocess
-import sys
-import threading
-import time
-import uuid
-from collections import deque
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.utils import human
 
 from inspector.ingest.bodies import DEFAULT_MAX_BODY
-from inspector.ingest.record import FlowRecord
-from inspector.proxy.writer import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_ITEMS, SHUTDOWN_GRACE, Counters
+from inspector.proxy import capture
+from inspector.proxy.handover import WriterProcess
+from inspector.proxy.spawn import exposure_warning, is_loopback
+from inspector.proxy.wire import WriterConfig
+from inspector.proxy.writer import DEFAULT_QUEUE_ITEMS
+from inspector.proxy.xero_scope import XeroScope
+from inspector.store.database import StoreError, check_path
 
 log = logging.getLogger(__name__)
 
-FRAME = struct.Struct("<I")
-PIPE_SIZE = 1 << 20  # Linux's default ceiling for an unprivileged F_SETPIPE_SZ
-NICE = 19
-SUBMIT_RETRY = 0.005  # the child's wait for room in its queue (backpressure, not a drop)
-HANDOVER_INTERVAL = 0.05  # the longest a record waits in the proxy before it goes to the child
-HANDOVER_BYTES = 256 * 1024  # or sooner, when the records held carry this many body bytes
-RESTART_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # before the 1st, 2nd… new child in a row
-STEADY = 60.0  # a child that lived this long resets the back-off
 
+class Recorder:
+    """Records every exchange with a Xero host into the SQLite file ``inspector_db``."""
 
-@dataclass
-class WriterConfig:
-    """What the child needs to build the same Ingest and Writer the proxy would."""
+    def __init__(self, scope: XeroScope) -> None:
+        self.scope = scope
+        self.writer: WriterProcess | None = None
+        self._running = False
+        self._max_body = DEFAULT_MAX_BODY
 
-    db: str
-    catalogs: list[str] = field(default_factory=list)
-    keep_secrets: bool = False
-    max_body: int = DEFAULT_MAX_BODY
-    validate: bool = True
-    queue_items: int = DEFAULT_QUEUE_ITEMS
-    flow_log: bool = False
-    info: dict[str, Any] = field(default_factory=dict)
-    recorder_id: str = ""  # one ``recorders`` row for the proxy, whichever child writes it
-    base: tuple[int, int, int] = (0, 0, 0)  # recorded, dropped, errors before this child
-
-
-class WriterProcess:
-    """The proxy's side: same surface as ``Writer`` (submit, count_error, stop, counters)."""
-
-    def __init__(self, config: WriterConfig, *, queue_bytes: int = DEFAULT_QUEUE_BYTES) -> None:
-        self.config = config
-        self.config.recorder_id = self.config.recorder_id or uuid.uuid4().hex
-        self.max_items = config.queue_items  # the bound here is the child's queue's: one setting
-        self.max_bytes = queue_bytes
-        self.counters = Counters()  # ours until stop() takes the child's final figures
-        self._batch: list[FlowRecord] = []  # records waiting for the next hand-over
-        self._batch_bytes = 0
-        self._pending: deque[tuple[memoryview, int]] = deque()  # (frame left to write, records in it)
-        self._pending_bytes = 0
-        self._held = 0  # records in the batch and in pending frames: the bound is on these
-        self._lock = threading.Lock()  # hooks run on the loop; the child's reader thread too
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._fd = -1
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._watching = False
-        self._broken = False  # the child is gone (or going): nothing more is written to it
-        self._exited = True  # its reader has seen it end and counted what it took with it
-        self._stopping = False
-        self._unreported = Counters()  # drops and errors the current child has not been told
-        self._reader: threading.Thread | None = None
-        self._final: Counters | None = None
-        # The current child's figures as it last said (its base included), and how many records
-        # it has been handed and said it finished: the difference dies with it.
-        self._progress = Counters()
-        self._handed = 0
-        self._done = 0
-        self._deaths = 0  # children in a row that died before STEADY
-        self._started = 0.0
-        self._retry_at = 0.0
-        self._drop_reason = ""
-
-    # --- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> None:
-        package_root = str(Path(__file__).resolve().parents[2])  # the folder holding inspector/
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "inspector.proxy.recorder"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            # Ctrl+C in the proxy's terminal must not kill the child before it has drained:
-            # it ends when its stdin does.
-            process_group=0,
+    def load(self, loader: Any) -> None:
+        loader.add_option("inspector_db", str, "flows.db", "SQLite file the recorder writes to.")
+        loader.add_option(
+            "inspector_keep_secrets", bool, False, "Store tokens, keys and secrets as they are (default: fingerprints)."
         )
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._fd = self._proc.stdin.fileno()
-        with contextlib.suppress(AttributeError, OSError):  # Linux only; a bigger pipe is only slack
-            import fcntl
-
-            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        self.config.info.setdefault("started_at", time.time())  # the row's, not this child's
-        config = json.dumps(asdict(self.config)).encode()
-        os.write(self._fd, FRAME.pack(len(config)) + config)  # an empty pipe takes it whole
-        os.set_blocking(self._fd, False)
-        self._broken, self._exited, self._final = False, False, None
-        self._progress = Counters(*self.config.base)
-        self._handed = self._done = 0
-        self._started = time.monotonic()
-        self._reader = threading.Thread(
-            target=self._read_child, args=(self._proc,), name="xero-inspector-writer-log", daemon=True
+        loader.add_option(
+            "inspector_queue_size",
+            int,
+            DEFAULT_QUEUE_ITEMS,
+            "Records waiting for the writer before new ones are dropped.",
         )
-        self._reader.start()
+        loader.add_option("inspector_max_body", str, "16m", "Stored bodies are cut at this size (k/m/g suffixes).")
+        loader.add_option("inspector_flow_log", bool, False, "Log one line per recorded exchange.")
+        loader.add_option(
+            "inspector_validate", bool, True, "Check XML bodies against their endpoint's schema as they are recorded."
+        )
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Hand over everything held, close the pipe, and wait for the child to store it."""
-        proc = self._proc
-        if proc is None:
-            return
-        with self._lock:
-            self._stopping = True
-            if self._timer is not None:
-                self._timer.cancel()
-            self._unwatch()
-            if not self._broken:
-                self._hand_over()
-                self._report()
-                try:
-                    os.set_blocking(self._fd, True)
-                    while self._pending:
-                        frame = self._pending.popleft()[0]
-                        while frame:  # a blocking pipe write may still come back short on a signal
-                            frame = frame[os.write(self._fd, frame) :]
-                except OSError as e:
-                    self._gone(e)
-            self._pending.clear()
-            assert proc.stdin is not None
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-        try:
-            proc.wait(timeout if timeout is not None else SHUTDOWN_GRACE + 30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            log.error("recorder process did not finish storing in time; stopped it")
-        if self._reader is not None:
-            self._reader.join(5)
-        self._proc = None
-        # The last child's figures include every child's before it; add what none was told.
-        last = self._final or self._progress
-        for name in ("recorded", "dropped", "errors"):
-            setattr(self.counters, name, getattr(last, name) + getattr(self._unreported, name))
-
-    @property
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    # --- called from proxy hooks: cheap, never blocks ---------------------------------------
-
-    def submit(self, rec: FlowRecord) -> bool:
-        """Hold a record for the next hand-over. Records go to the child in batches, every
-        HANDOVER_INTERVAL or HANDOVER_BYTES: one pickle, one write and one wake-up of the child
-        for many exchanges (per exchange, they cost the event loop a tenth of its throughput)."""
-        with self._lock:
-            if self._broken and not self._stopping:
-                self._maybe_restart()
-            if self._broken or self._stopping or self._proc is None:
-                self._drop("no recorder process")
-                return False
-            size = rec.body_bytes
-            if self._held >= self.max_items or self._pending_bytes + self._batch_bytes + size > self.max_bytes:
-                self._drop("recorder queue full")
-                return False
-            self._batch.append(rec)
-            self._batch_bytes += size
-            self._held += 1
-            if self._batch_bytes >= HANDOVER_BYTES or not self._schedule():
-                self._hand_over()
-        return True
-
-    def count_error(self, n: int = 1) -> None:
-        with self._lock:
-            self.counters.errors += n
-            self._unreported.errors += n
-            if not self._broken and not self._stopping and self._proc is not None:
-                self._report()
-
-    # --- a child that died --------------------------------------------------------------------
-
-    def _maybe_restart(self) -> None:
-        """A new child, once the old one's reader has counted what it took with it and the
-        back-off has passed. From a hook: spawning takes a few milliseconds, once in a while."""
-        if not self._exited or time.monotonic() < self._retry_at:
-            return
-        try:
-            self.start()
-        except OSError as e:
-            self._retry_at = time.monotonic() + RESTART_BACKOFF[-1]
-            log.error("recorder process could not be started again (%s); retrying in %.0f s", e, RESTART_BACKOFF[-1])
-            return
-        log.warning("recorder process started again; recording resumes")
-        self._report()  # what was lost meanwhile goes on the same row
-
-    def _child_ended(self, code: int) -> None:
-        """The reader saw the child end: count the records it had not finished, and plan its successor."""
-        with self._lock:
-            lost = 0
-            if self._final is None:  # it died: what it was handed and did not finish is lost
-                lost = max(0, self._handed - self._done)
-                self.counters.dropped += lost
-                self._unreported.dropped += lost
-            if not self._stopping:
-                lived = time.monotonic() - self._started
-                self._deaths = 1 if lived >= STEADY else self._deaths + 1
-                delay = RESTART_BACKOFF[min(self._deaths, len(RESTART_BACKOFF)) - 1]
-                self._retry_at = time.monotonic() + delay
-                what = f"{lost} record(s) it had not stored are lost; a new one starts in {delay:g} s"
-                if self._broken:  # a write to it failed first, and said so
-                    log.error("recorder process ended (exit code %d): %s", code, what)
-                self._gone(f"exit code {code}", what)
-                self.config.base = (self._progress.recorded, self._progress.dropped, self._progress.errors)
-            self._exited = True
-
-    # --- the pipe -----------------------------------------------------------------------------
-
-    def _schedule(self) -> bool:
-        """Make sure a hand-over is due; False when there is no event loop to run it."""
-        if self._timer is not None:
-            return True
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:  # not on an event loop (tests, scripts): hand over at once
-            return False
-        self._timer = self._loop.call_later(HANDOVER_INTERVAL, self._on_timer)
-        return True
-
-    def _on_timer(self) -> None:
-        with self._lock:
-            self._timer = None
-            if not self._stopping:
-                self._hand_over()
-
-    def _hand_over(self) -> None:
-        if not self._batch or self._broken:
-            return
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
-        self._report()
-        self._send(pickle.dumps(("b", batch), pickle.HIGHEST_PROTOCOL), len(batch))
-
-    def _send(self, data: bytes, records: int = 0) -> None:
-        frame = FRAME.pack(len(data)) + data
-        self._pending.append((memoryview(frame), records))
-        self._pending_bytes += len(frame)
-        self._flush()
-
-    def _flush(self) -> None:
-        """Write what the pipe takes now; ask the event loop to finish the rest."""
-        try:
-            while self._pending:
-                head, records = self._pending[0]
-                n = os.write(self._fd, head)
-                self._pending_bytes -= n
-                if n < len(head):
-                    self._pending[0] = (head[n:], records)
-                    break
-                self._pending.popleft()
-                self._held -= records
-                self._handed += records
-        except BlockingIOError:
-            pass
-        except OSError as e:
-            self._gone(e)
-            return
-        if self._pending:
-            self._watch()
-        else:
-            self._unwatch()
-
-    def _watch(self) -> None:
-        if self._watching or self._stopping:  # stop() writes the rest itself, blocking
-            return
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:  # not on an event loop: the next hand-over or stop() writes it
-            return
-        self._loop.add_writer(self._fd, self._on_writable)
-        self._watching = True
-
-    def _unwatch(self) -> None:
-        if self._watching and self._loop is not None:
-            with contextlib.suppress(Exception):  # the loop may be closed at shutdown
-                self._loop.remove_writer(self._fd)
-        self._watching = False
-
-    def _on_writable(self) -> None:
-        with self._lock:
-            self._flush()
-
-    def _drop(self, why: str) -> None:
-        """A record we could not hand over: counted, and told to the child with the next batch."""
-        self.counters.dropped += 1
-        self._unreported.dropped += 1
-        dropped = self.counters.dropped
-        if why != self._drop_reason or dropped % 1000 == 0:  # a new reason is said at once
-            self._drop_reason = why
-            log.warning("%s: %d record(s) dropped so far (traffic unaffected)", why, dropped)
-
-    def _report(self) -> None:
-        """Tell the child the drops and errors it has not heard of, so its row counts them."""
-        if self._broken:
-            return
-        told, self._unreported = self._unreported, Counters()
-        if told.dropped:
-            self._send(pickle.dumps(("d", told.dropped)))
-        if told.errors:
-            self._send(pickle.dumps(("e", told.errors)))
-
-    def _gone(self, why: object, what: str = "") -> None:
-        """The child is gone: nothing we hold can be stored by it."""
-        if self._broken:
-            return
-        self._broken = True
-        self._unwatch()
-        lost = self._held
-        self.counters.dropped += lost
-        self._unreported.dropped += lost
-        self._pending.clear()
-        self._batch.clear()
-        self._pending_bytes = self._batch_bytes = self._held = 0
-        what = ", ".join(x for x in (f"{lost} record(s) waiting for it dropped" if lost else "", what) if x)
-        log.error("recorder process is gone (%s): %s; traffic unaffected", why, what or "nothing was waiting")
-
-    # --- the child's stdout -------------------------------------------------------------------
-
-    def _read_child(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
+    def configure(self, updated: set[str]) -> None:
+        if "inspector_max_body" in updated:
             try:
-                msg = json.loads(line)
-            except ValueError:
-                log.info("recorder: %s", line.decode("utf-8", "replace").rstrip())
-                continue
-            if "log" in msg:
-                level, text = msg["log"]
-                log.log(int(level), "%s", text)
-            elif "progress" in msg:
-                recorded, dropped, errors, done = msg["progress"]
-                with self._lock:
-                    self._progress = Counters(recorded, dropped, errors)
-                    self._done = done
-            elif "counters" in msg:
-                self._final = Counters(**msg["counters"])
-        self._child_ended(proc.wait())
+                size = human.parse_size(ctx.options.inspector_max_body)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"inspector_max_body: {e}") from e
+            self._max_body = size or DEFAULT_MAX_BODY
+        if "inspector_db" in updated:
+            try:  # refused now, but created only once the proxy runs (a failed start leaves nothing)
+                check_path(ctx.options.inspector_db)
+            except StoreError as e:
+                raise exceptions.OptionsError(f"inspector_db: {e}") from e
+        restart = {
+            "inspector_db",
+            "inspector_keep_secrets",
+            "inspector_queue_size",
+            "inspector_max_body",
+            "inspector_validate",
+            "inspector_catalog",
+            "inspector_flow_log",
+        }
+        if self._running and restart & updated:
+            self._stop_writer()
+            self._start_writer()
 
+    def running(self) -> None:
+        self._running = True
+        self._start_writer()
+        # mitmdump's own default is every interface; `xero-inspector proxy` refuses that unless asked.
+        if not is_loopback(ctx.options.listen_host):
+            log.warning("warning: %s", exposure_warning(ctx.options.listen_host))
 
-# --- the child ----------------------------------------------------------------------------------
+    def done(self) -> None:
+        self._running = False
+        self._stop_writer()
 
+    def _start_writer(self) -> None:
+        opts = ctx.options
+        info = {
+            "listen": f"{opts.listen_host or '*'}:{opts.listen_port}",
+            "mode": ",".join(opts.mode),
+            "redirect": getattr(opts, "inspector_redirect", "") or None,
+            "pid": os.getpid(),  # the proxy's: the browser shows the recorder live while it runs
+        }
+        config = WriterConfig(
+            db=str(opts.inspector_db),
+            catalogs=list(opts.inspector_catalog),
+            keep_secrets=opts.inspector_keep_secrets,
+            max_body=self._max_body,
+            validate=opts.inspector_validate,
+            queue_items=opts.inspector_queue_size,
+            flow_log=opts.inspector_flow_log,
+            info=info,
+        )
+        self.writer = WriterProcess(config)
+        self.writer.start()
+        log.info("recording Xero traffic into %s", opts.inspector_db)
 
-_SAY = threading.Lock()  # log lines come from any thread, progress from the writer's
-_proxy_gone = False
+    def _stop_writer(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
+            c = self.writer.counters
+            log.info("recorder stopped: %d recorded, %d dropped, %d errors", c.recorded, c.dropped, c.errors)
+            self.writer = None
 
+    # --- hooks: copy and enqueue, nothing more -------------------------------------------------
 
-def _say(out: IO[str], message: dict[str, Any]) -> None:
-    """One JSON line to the proxy. Never raises: a proxy that was killed has closed the pipe,
-    and the child must go on storing what it was sent, not die of having no one to tell."""
-    global _proxy_gone
-    with _SAY:
-        if _proxy_gone:
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if self.scope.hosts.matches(flow.request.pretty_host):
+            capture.snapshot_request(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def _record(self, flow: http.HTTPFlow) -> None:
+        writer = self.writer
+        if writer is None or capture.ASKED not in flow.metadata or flow.metadata.get(capture.RECORDED):
             return
+        flow.metadata[capture.RECORDED] = True
         try:
-            out.write(json.dumps(message) + "\n")
-            out.flush()
-        except (OSError, ValueError):
-            _proxy_gone = True
-            # What is left in the stream's buffer would fail again at exit, with a traceback.
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
-
-
-class _JsonLines(logging.Handler):
-    """The child's log records, one JSON line each, for the proxy to log as its own."""
-
-    def __init__(self, out: IO[str]) -> None:
-        super().__init__()
-        self.out = out
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if record.exc_info:
-            text += "\n" + logging.Formatter().formatException(record.exc_info)
-        _say(self.out, {"log": [record.levelno, text]})
-
-
-def _frames(stream: IO[bytes]) -> Any:
-    while True:
-        head = stream.read(FRAME.size)
-        if len(head) < FRAME.size:
-            return  # the proxy closed the pipe (or died): what was sent has been read
-        (size,) = FRAME.unpack(head)
-        body = stream.read(size)
-        if len(body) < size:
-            return
-        yield body
-
-
-def _yield_cpu() -> None:
-    """Run only on CPU the traffic leaves idle: nice 19 everywhere, SCHED_IDLE on Linux. The
-    child stays in the proxy's session (and so its autogroup), where these weights count."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(NICE)
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-
-
-def child_main() -> int:
-    from inspector.ingest.catalog import Catalog
-    from inspector.ingest.pipeline import Ingest
-    from inspector.ingest.validate import SchemaCache, Validator
-    from inspector.proxy.writer import Writer, log_stored
-
-    _yield_cpu()
-    out = sys.stdout
-    root = logging.getLogger()
-    root.handlers[:] = [_JsonLines(out)]
-    root.setLevel(logging.INFO)
-    frames = _frames(sys.stdin.buffer)
-    first = next(frames, None)
-    if first is None:
-        return 0
-    config = WriterConfig(**json.loads(first))
-    ingest = Ingest(
-        Catalog.load(config.catalogs),
-        keep_secrets=config.keep_secrets,
-        max_body=config.max_body,
-        validator=Validator(SchemaCache()) if config.validate else None,
-    )
-
-    def progress(c: Counters, finished: int) -> None:
-        # After every batch: should this process die, the proxy knows what it took with it.
-        _say(out, {"progress": [c.recorded, c.dropped, c.errors, finished]})
-
-    writer = Writer(
-        config.db,
-        ingest,
-        info=config.info,
-        queue_items=config.queue_items,
-        on_stored=log_stored if config.flow_log else None,
-        recorder_id=config.recorder_id or None,
-        counters=Counters(*config.base),
-        on_batch=progress,
-    )
-    writer.start()
-    for frame in frames:
-        kind, value = pickle.loads(frame)
-        if kind == "b":
-            for rec in value:
-                # Backpressure, not a drop: the pipe fills and the proxy's bounded buffer decides.
-                while not writer.submit(rec, drop=False):
-                    if not writer.accepting:  # the file cannot be ours: the writer said why
-                        writer.count_dropped(1)
-                        break
-                    time.sleep(SUBMIT_RETRY)
-        elif kind == "d":
-            writer.count_dropped(value)
-        elif kind == "e":
-            writer.count_error(value)
-    writer.stop()
-    _say(out, {"counters": asdict(writer.counters)})
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(child_main())
+            writer.submit(capture.to_record(flow))
+        except Exception:  # recording must never break the traffic
+            log.exception("recorder could not capture %s", flow.request.pretty_url.split("?")[0])
+            writer.count_error()

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector import __version__
-from inspector.proxy.addon import Recorder, Redirect, XeroScope
 from inspector.proxy.ca import ca_cert_path
+from inspector.proxy.recorder import Recorder
+from inspector.proxy.redirect import Redirect
+from inspector.proxy.xero_scope import XeroScope
 
 log = logging.getLogger(__name__)
 

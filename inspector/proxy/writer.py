@@ -20,7 +20,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +28,16 @@ from sqlite_utils import Database
 from inspector.ingest.pipeline import Ingest, Ingested
 from inspector.ingest.record import FlowRecord
 from inspector.ingest.redact import Redactor
-from inspector.store.database import BUSY_TIMEOUT_MS, StoreError, insert, open_db, save_recorder, tenant_names
+from inspector.proxy.counters import Counters, DropLog
+from inspector.store.database import (
+    BUSY_TIMEOUT_MS,
+    StoreError,
+    insert,
+    open_db,
+    recorded_by,
+    save_recorder,
+    tenant_names,
+)
 from inspector.utils.firsts import FirstTraceback
 from inspector.utils.text import plural, safe
 
@@ -99,13 +107,6 @@ class RecordQueue:
         return len(self._items)
 
 
-@dataclass
-class Counters:
-    recorded: int = 0
-    dropped: int = 0
-    errors: int = 0
-
-
 class Writer:
     """Ingests and stores FlowRecords on its own thread."""
 
@@ -139,6 +140,7 @@ class Writer:
         self.on_batch = on_batch
         self.finished = 0
         self._counter_lock = threading.Lock()
+        self._say_drop = DropLog()
         self._give_up_at = float("inf")  # set by stop(): one grace period for the whole drain
         self._thread = threading.Thread(target=self._run, name="xero-inspector-writer", daemon=True)
         self.recorder_id = recorder_id or uuid.uuid4().hex
@@ -156,9 +158,7 @@ class Writer:
             return False
         with self._counter_lock:
             self.counters.dropped += 1
-            dropped = self.counters.dropped
-        if dropped == 1 or dropped % 1000 == 0:
-            log.warning("recorder queue full: %d record(s) dropped so far (traffic unaffected)", dropped)
+            self._say_drop(self.counters.dropped, "recorder queue full")
         return False
 
     def count_error(self, n: int = 1) -> None:
@@ -210,6 +210,7 @@ class Writer:
             return
         # Organisations named earlier in this file explain a 403 for a tenant not connected.
         self.ingest.known_tenants.update(tenant_names(db))
+        self._resume(db)
         next_stats = 0.0
         try:
             while True:
@@ -232,6 +233,18 @@ class Writer:
             # and the process feeding it would wait on a reader that is gone.
             self.queue.close()
             db.close()
+
+    def _resume(self, db: Database) -> None:
+        """Go on from the row a writer process that died left. Its last batch may have been
+        committed after it last told the proxy (which then counted that batch as dropped): the
+        row, saved in the batch's own transaction, says how many were really stored."""
+        stored = recorded_by(db, self.recorder_id)
+        with self._counter_lock:
+            surplus = min(stored - self.counters.recorded, self.counters.dropped) if stored else 0
+            if surplus > 0:
+                self.counters.recorded += surplus
+                self.counters.dropped -= surplus
+        self._save_stats(db)  # the row exists before the first batch counts itself in it
 
     def _progress(self) -> None:
         if self.on_batch is None:
@@ -282,12 +295,13 @@ class Writer:
         items = [self.ingest(rec) for rec in batch]
         self.count_error(sum(1 for i in items if i.flow.get("ingest_error")))
         try:
-            ids = self._persist(lambda: insert(db, items, time.time()), lambda: len(items))
+            ids = self._persist(lambda: insert(db, items, time.time(), self._stats(len(items))), lambda: len(items))
         except Exception:  # not the file's fault: find the record that causes it
             ids = self._write_one_by_one(db, items)
         if ids is None:
             return
-        self.counters.recorded += len(ids)
+        with self._counter_lock:
+            self.counters.recorded += len(ids)
         if self.on_stored:
             try:
                 for flow_id, item in zip(ids, items, strict=False):
@@ -303,7 +317,7 @@ class Writer:
         first: Exception | None = None
         for item in items:
             try:
-                ids.extend(insert(db, [item], time.time()))
+                ids.extend(insert(db, [item], time.time(), self._stats(len(ids) + 1)))
             except Exception as e:
                 failed.append(item)
                 first = first or e
@@ -313,22 +327,28 @@ class Writer:
             self._count_lost(len(failed), f"{type(first).__name__}: {first} (first: {f.get('method')} {url})", first)
         return ids
 
-    def _save_stats(self, db: Database, stopped: bool = False) -> None:
+    def _stats(self, storing: int = 0, stopped: bool = False) -> dict[str, Any]:
+        """The recorder's row, counting ``storing`` more records as recorded (the batch whose
+        transaction saves it)."""
         now = time.time()
-        row = {
+        with self._counter_lock:
+            counters = Counters(self.counters.recorded + storing, self.counters.dropped, self.counters.errors)
+        return {
             "id": self.recorder_id,
             "pid": os.getpid(),
             "started_at": self.started_at,
             "updated_at": now,
             "stopped_at": now if stopped else None,
-            "recorded": self.counters.recorded,
-            "dropped": self.counters.dropped,
-            "errors": self.counters.errors,
+            "recorded": counters.recorded,
+            "dropped": counters.dropped,
+            "errors": counters.errors,
             "queue_depth": len(self.queue),
             **self.info,
         }
+
+    def _save_stats(self, db: Database, stopped: bool = False) -> None:
         try:
-            save_recorder(db, row)
+            save_recorder(db, self._stats(stopped=stopped))
         except sqlite3.Error as e:
             log.debug("recorder counters not saved: %s", e)
 

@@ -430,15 +430,22 @@ _INSERT_FINDING = (
 )
 
 
-def insert(db: Database, batch: Sequence[Ingested], seen_at: float) -> list[int]:
+def insert(
+    db: Database, batch: Sequence[Ingested], seen_at: float, recorder: dict[str, Any] | None = None
+) -> list[int]:
     """Insert flows, their bodies, findings and any tenants they named in one transaction; the flow ids.
 
     BEGIN IMMEDIATE takes the write lock first, so the ids handed out here from max(id)
     cannot collide with another writer's (a second proxy on the same file): one
-    executemany per table instead of a statement per flow.
+    executemany per table instead of a statement per flow. ``recorder`` is the recorder's row
+    counting this batch, saved in the same transaction: a writer killed right after the
+    commit leaves a row that is still true, for the next writer to go on from.
     """
     with write_transaction(db):
-        return insert_rows(db, batch, seen_at)
+        ids = insert_rows(db, batch, seen_at)
+        if recorder is not None:
+            db.table("recorders").upsert(recorder, pk="id")
+        return ids
 
 
 @contextmanager
@@ -490,3 +497,9 @@ def tenant_names(db: Database) -> dict[str, str]:
 def save_recorder(db: Database, row: dict[str, Any]) -> None:
     with db.atomic():
         db.table("recorders").upsert(row, pk="id")
+
+
+def recorded_by(db: Database, recorder_id: str) -> int | None:
+    """How many flows a recorder's row says it stored; None for a recorder not seen yet."""
+    row = db.execute("SELECT recorded FROM recorders WHERE id = ?", [recorder_id]).fetchone()
+    return None if row is None else int(row[0] or 0)
