@@ -378,10 +378,8 @@ def demo(headless: bool, db: str, confdir: str, port: int | None) -> None:
 
 def _browse(db: str, **kw: Any) -> None:
     """Run the terminal browser on a store (migrated first: a file that is not ours fails here)."""
-    from inspector.store.database import open_db
     from inspector.tui.app import InspectorApp
 
-    open_db(db, create=False).close()
     InspectorApp(db, **kw).run()
 
 
@@ -575,11 +573,14 @@ def report(db: str, fmt: str, filter_expr: str | None, fail_on: str, output: str
 
     Example: xero-inspector report --db flows.db --format junit -o xero-calls.xml
     """
-    from inspector.commands import report as report_mod
-    from inspector.store.database import open_db
+    from contextlib import closing
 
-    with open_db(db, create=False) as database:
-        r = report_mod.build(database, db, filter_expr)
+    from inspector.commands import report as report_mod
+    from inspector.store.database import open_for_reading
+    from inspector.store.report import build
+
+    with closing(open_for_reading(db)) as database:
+        r = build(database, db, filter_expr)
         renderer = report_mod.RENDERERS[fmt]
         text = renderer(r, database, fail_on) if fmt == "junit" else renderer(r, database)
     if output:
@@ -614,9 +615,7 @@ def migrate(db: str, fmt: str, output: str | None, catalogs: tuple[str, ...]) ->
     Example: xero-inspector migrate --db flows.db --format markdown -o MIGRATION.md
     """
     from inspector.commands import migrate as migrate_mod
-    from inspector.store.database import open_db
 
-    open_db(db, create=False).close()  # ours, and migrated
     catalog, validator = _load_catalog(catalogs)
     plan = migrate_mod.build(db, catalog, validator)
     text = migrate_mod.RENDERERS[fmt](plan)
@@ -872,11 +871,10 @@ def diff(a: int, b: int | None, db: str, unified: bool, full: bool) -> None:
 
     from inspector.commands.diff import compare, render
     from inspector.commands.diff import unified as unified_text
-    from inspector.store.database import open_db
-    from inspector.store.flows import connect, load
+    from inspector.store.database import open_for_reading
+    from inspector.store.flows import load
 
-    open_db(db, create=False).close()
-    conn = connect(db)
+    conn = open_for_reading(db)
     try:
         first = load(conn, a)
         if first is None:

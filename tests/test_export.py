@@ -11,7 +11,7 @@ from inspector.samples.traffic import Traffic, fill
 
 from inspector.commands import export
 from inspector.store import flows
-from inspector.store.database import open_db
+from inspector.store.database import open_db, open_for_reading
 from inspector.store.query import compile_filter
 
 
@@ -24,7 +24,7 @@ def store(tmp_path: Path, count: int = 13) -> Path:
 
 def test_curl_is_a_shell_line_with_the_token_as_a_variable(tmp_path: Path) -> None:
     path = store(tmp_path)
-    with flows.connect(path) as conn:
+    with open_for_reading(path) as conn:
         fid = conn.execute("SELECT id FROM flows WHERE operation = 'add' AND errors > 0").fetchone()[0]
         flow = flows.load(conn, fid)
     assert flow is not None
@@ -40,8 +40,8 @@ def test_curl_is_a_shell_line_with_the_token_as_a_variable(tmp_path: Path) -> No
 def test_har_streams_every_filtered_flow_with_bodies_and_findings(tmp_path: Path) -> None:
     path = store(tmp_path, 26)
     out = io.StringIO()
-    with flows.connect(path) as conn:
-        n = export.write_har(conn, export.flow_ids(conn, compile_filter("~api accounting")), out)
+    with open_for_reading(path) as conn:
+        n = export.write_har(conn, flows.flow_ids(conn, compile_filter("~api accounting")), out)
         expected = conn.execute("SELECT count(*) FROM flows WHERE family LIKE 'accounting%'").fetchone()[0]
     har = json.loads(out.getvalue())
     entries = har["log"]["entries"]

@@ -39,7 +39,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connecti
     ingest = Ingest(CATALOG, validator=VALIDATOR)
     with open_db(path) as db:
         insert(db, [ingest(r) for r in Traffic(start=1_790_000_000.0, step=0.1).records(13 * 8)], 1_790_000_100.0)
-    from inspector.store.flows import connect  # every reader's: with the REGEXP function regexes use
+    from inspector.store.database import (
+        open_for_reading as connect,  # every reader's: with the REGEXP function regexes use
+    )
 
     conn = connect(path)
     yield conn

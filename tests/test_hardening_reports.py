@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from inspector.commands import report
-from inspector.store.database import open_db
+from inspector.store.database import open_for_reading
+from inspector.store.report import build
 from tests.hostile import leaks, recording
 
 pytestmark = pytest.mark.hardening
@@ -56,8 +58,8 @@ def test_every_format_renders_any_stored_text(
     db: Path, url: str, reason: str, xero: str, error: str, message: str
 ) -> None:
     store(db, "https://api.xero.com/practicemanager/3.0/job.api/list?" + url, reason, xero, error, message)
-    with open_db(db, create=False) as database:
-        r = report.build(database, str(db))
+    with closing(open_for_reading(db)) as database:
+        r = build(database, str(db))
         out = {
             fmt: render(r, database, "error") if fmt == "junit" else render(r, database)
             for fmt, render in report.RENDERERS.items()

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from textual.widgets import TabbedContent
 
 from inspector.ingest.record import FlowRecord
 from inspector.proxy.writer import flow_line
-from inspector.store.database import open_db
+from inspector.store.database import open_for_reading
 from inspector.store.summary import render, summarize
 from inspector.tui.app import InspectorApp
 from inspector.tui.orgs import OrganisationsScreen
@@ -74,8 +75,8 @@ def test_the_proxy_line_and_the_demo_summary_show_the_escapes_as_text(hostile_db
     line = flow_line(1, row)
     assert not leaks(line.encode()) and "␛]0;PWNED-TITLE" in line
     console = Console(record=True, width=300, color_system=None)
-    with open_db(hostile_db, create=False) as db:
-        render(summarize(db), console)
+    with closing(open_for_reading(hostile_db)) as conn:
+        render(summarize(conn), console)
     shown = console.export_text()
     assert not leaks(shown.encode()) and "␛]0;PWNED-TITLE" in shown  # the organisation's name
 

@@ -19,7 +19,8 @@ from inspector.commands.diff import compare, normal_lines
 from inspector.commands.replay import Options, Replayer, ReplayError, prepare, request_of, since, target_url
 from inspector.ingest.catalog import Catalog
 from inspector.ingest.validate import SchemaCache, Validator
-from inspector.store.flows import connect, load
+from inspector.store.database import open_for_reading as connect
+from inspector.store.flows import load
 from tests.helpers import ROOT, ProxyProcess, client, copy_db, rows, wait_for_rows
 from tests.test_capture_e2e import sign_in
 

@@ -16,9 +16,8 @@ from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Sparkline, Static, TabbedContent
 
-from inspector.store import flows
 from inspector.store.browse import FlowQuery, max_id
-from inspector.store.database import open_db
+from inspector.store.database import open_db, open_for_reading
 from inspector.tui.app import InspectorApp
 from inspector.tui.code_view import CodeView
 from inspector.tui.dialogs import ConfirmScreen, ExportScreen, TextPrompt
@@ -60,7 +59,7 @@ async def until(pilot: Pilot, condition: Callable[[], bool]) -> None:
 
 
 def sql(path: Path, query: str, *params: object) -> list[tuple]:
-    with flows.connect(path) as conn:
+    with open_for_reading(path) as conn:
         return [tuple(r) for r in conn.execute(query, params)]
 
 
@@ -156,7 +155,7 @@ async def test_a_move_made_while_a_filter_is_counted_is_kept(db: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, app)
         query = FlowQuery("~c 429")
-        with flows.connect(db) as conn:
+        with open_for_reading(db) as conn:
             top = max_id(conn)
             rows = query.last(conn, 100, top)
         assert 5 < len(rows) < 100  # one page: the preview holds every match

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from inspector.samples.traffic import PRACTICE, Traffic, fill
 
-from inspector.store import edits, flows
+from inspector.store import edits
 from inspector.store.browse import FlowQuery, Reader, clock, recorder_status, tenant_stats
-from inspector.store.database import open_db, save_recorder
+from inspector.store.database import open_db, open_for_reading, save_recorder
 from inspector.store.query import FilterError
 
 
@@ -25,7 +25,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def all_ids(path: Path, where: str = "1") -> list[int]:
-    with flows.connect(path) as conn:
+    with open_for_reading(path) as conn:
         return [r[0] for r in conn.execute(f"SELECT id FROM flows WHERE {where} ORDER BY id")]
 
 
@@ -68,7 +68,7 @@ def test_a_bad_filter_raises_before_any_query() -> None:
 
 
 def test_tenant_stats_count_windows_limits_and_429s(store: Path) -> None:
-    with flows.connect(store) as conn:
+    with open_for_reading(store) as conn:
         now = clock(conn, live=False)
         stats = {s.tenant_id: s for s in tenant_stats(conn, now)}
         practice = stats[PRACTICE.id]
@@ -93,13 +93,13 @@ def test_recorder_status_live_only_while_its_process_runs(tmp_path: Path) -> Non
     row = {"id": "r1", "pid": os.getpid(), "listen": "127.0.0.1:8080", "started_at": now, "updated_at": now}
     with open_db(path) as db:
         save_recorder(db, {**row, "recorded": 5, "dropped": 1})
-    with flows.connect(path) as conn:
+    with open_for_reading(path) as conn:
         live = recorder_status(conn)
         assert live is not None and live.live and (live.recorded, live.dropped) == (5, 1)
         assert recorder_status(conn, now + 60) is not None and not recorder_status(conn, now + 60).live  # type: ignore[union-attr]
     with open_db(path) as db:
         save_recorder(db, {**row, "stopped_at": now})
-    with flows.connect(path) as conn:
+    with open_for_reading(path) as conn:
         assert not recorder_status(conn).live  # type: ignore[union-attr]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import signal
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 from rich.console import Console
@@ -21,8 +22,8 @@ from inspector.proxy.ca import ca_cert_path
 from inspector.proxy.spawn import SpawnError, check_port, free_port, start_proxy, stop_proxy, tail
 from inspector.samples.demo_traffic import DemoTraffic
 from inspector.samples.mock_xero import TENANTS, MockXero
-from inspector.store.database import StoreError, check_path, open_db
-from inspector.store.flows import connect, load
+from inspector.store.database import StoreError, check_path, open_for_reading
+from inspector.store.flows import load, v1_calls
 from inspector.store.summary import render, summarize
 from inspector.utils.text import safe
 
@@ -34,7 +35,7 @@ class DemoError(Exception):
 def fresh_database(db: Path) -> None:
     """The demo starts from an empty file; it only ever deletes a xero-inspector database."""
     if db.exists():
-        open_db(db, create=False).close()  # raises StoreError for a file that is not ours
+        check_path(db)  # raises StoreError for a file that is not ours
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
 
@@ -63,12 +64,12 @@ def run(db: Path, confdir: str, port: int | None, console: Console) -> int:
     with MockXero() as mock:  # the traffic's last step took the first one down
         migrate_to_v3(db, mock, console)
     try:
-        database = open_db(db, create=False)
+        conn = open_for_reading(db)
     except StoreError as e:
         raise DemoError(str(e)) from e
-    with database:
+    with closing(conn):
         console.print()
-        render(summarize(database), console)
+        render(summarize(conn), console)
     return 0
 
 
@@ -87,12 +88,8 @@ def migrate_to_v3(db: Path, mock: MockXero, console: Console) -> None:
         for c in (c for b in e.bodies for c in b.checks if c.renames):
             say(safe(f"  {e.method} {e.endpoint} on {migrate.TARGETS[c.target].title}: rename {'; '.join(c.renames)}"))
     say("WorkflowMax v1 calls replayed on v3 (replay --as-v3), straight to the mock")
-    conn = connect(db)
-    try:
-        ids = [r[0] for r in conn.execute("SELECT id FROM flows WHERE family = 'wfm-legacy' ORDER BY id")]
-        flows = [f for f in (load(conn, i) for i in ids) if f is not None]
-    finally:
-        conn.close()
+    with closing(open_for_reading(db)) as conn:
+        flows = [f for f in (load(conn, r["id"]) for r in v1_calls(conn, replays=True)) if f is not None]
     token = mock.app.tokens.issue(["practicemanager", "workflowmax"])
     for key, tenant_type in (("xpm", "PRACTICEMANAGER"), ("wfm", "WORKFLOWMAX")):
         tenant = next(t.id for t in TENANTS if t.type == tenant_type)

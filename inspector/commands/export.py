@@ -17,6 +17,7 @@ import shlex
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -26,8 +27,7 @@ from inspector import __version__
 from inspector.commands.outgoing import outgoing, token_claims
 from inspector.ingest.redact import FINGERPRINT_RE
 from inspector.store.database import StoreError
-from inspector.store.flows import StoredFlow, load
-from inspector.store.query import Where
+from inspector.store.flows import StoredFlow, flow_ids, load, matches, missing
 from inspector.utils import files
 from inspector.utils.text import has_unsafe, json_safe, safe
 
@@ -240,11 +240,6 @@ def har_entry(flow: StoredFlow, keep_secrets: bool = False) -> dict[str, object]
     }
 
 
-def flow_ids(conn: sqlite3.Connection, where: Where) -> Iterator[int]:
-    for (fid,) in conn.execute(f"SELECT id FROM flows WHERE {where.sql} ORDER BY id", where.params):
-        yield int(fid)
-
-
 def write_har(conn: sqlite3.Connection, ids: Iterable[int], out: TextIO, keep_secrets: bool = False) -> int:
     """Stream HAR to ``out`` one entry at a time (a filtered export may be large); the entry count."""
     creator = {"name": "xero-inspector", "version": __version__}
@@ -267,18 +262,16 @@ def export_flows(
     db: str | Path, fmt: str, ids: Sequence[int], expr: str | None, output: str | None, keep_secrets: bool = False
 ) -> int:
     """The CLI's export: the flows named (or matching ``expr``, or all) to ``output`` or stdout."""
-    from inspector.store.database import open_db
-    from inspector.store.flows import connect
+    from inspector.store.database import open_for_reading
     from inspector.store.query import compile_filter
 
-    open_db(db, create=False).close()  # one clear line for a missing or foreign file
     where = compile_filter(expr or "")
-    with connect(db) as conn:
+    with closing(open_for_reading(db)) as conn:
         if ids:
-            missing = [i for i in ids if conn.execute("SELECT 1 FROM flows WHERE id = ?", (i,)).fetchone() is None]
-            if missing:
-                raise StoreError(f"no flow {', '.join(map(str, missing))} in {db}")
-        chosen: Iterable[int] = [i for i in ids if _matches(conn, where, i)] if ids else flow_ids(conn, where)
+            absent = missing(conn, ids)
+            if absent:
+                raise StoreError(f"no flow {', '.join(map(str, absent))} in {db}")
+        chosen: Iterable[int] = [i for i in ids if matches(conn, where, i)] if ids else flow_ids(conn, where)
         if output is None:
             return _write(conn, fmt, chosen, sys.stdout.buffer, keep_secrets)
         return write_file(conn, fmt, chosen, output, keep_secrets)
@@ -304,8 +297,3 @@ def _write(conn: sqlite3.Connection, fmt: str, ids: Iterable[int], out: BinaryIO
         return (write_har if fmt == "har" else write_curl)(conn, ids, text, keep_secrets)
     finally:
         text.detach()  # leave ``out`` open for its owner
-
-
-def _matches(conn: sqlite3.Connection, where: Where, fid: int) -> bool:
-    sql = f"SELECT 1 FROM flows WHERE id = ? AND ({where.sql})"
-    return conn.execute(sql, (fid, *where.params)).fetchone() is not None

@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 import os
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -26,11 +25,11 @@ from inspector.ingest.pipeline import Ingest, Ingested
 from inspector.ingest.record import FlowRecord, TokenFacts
 from inspector.ingest.scope import HostScope
 from inspector.ingest.validate import Validator
-from inspector.store.database import insert_rows, open_db, tenant_names, write_transaction
+from inspector.store.database import open_db
+from inspector.store.recording import Recording
 
 Format = Literal["har", "mitm"]
 Progress = Callable[[int, int | None], None]  # (done, total): entries for HAR, bytes for flow files
-BATCH = 500
 
 
 class ImportFileError(Exception):
@@ -92,8 +91,7 @@ def run_import(
     db = open_db(db_path)  # first: a locked or foreign database fails before the file is read
     done = False
     try:
-        ingest = Ingest(catalog, keep_secrets=keep_secrets, validator=validator)
-        ingest.known_tenants.update(tenant_names(db))
+        recording = Recording(db, Ingest(catalog, keep_secrets=keep_secrets, validator=validator))
         scope = HostScope(catalog.hosts(), hosts)
         result = ImportResult(str(path), fmt)
         rows: list[Ingested] = []
@@ -104,13 +102,11 @@ def run_import(
             elif not scope.matches(urlsplit(entry.record.url).hostname or ""):
                 result.skipped["not Xero"] += 1
             else:
-                item = ingest(entry.record)
+                item = recording.ingest(entry.record)
                 result.errors += item.flow.get("errors", 0)
                 result.warnings += item.flow.get("warnings", 0)
                 rows.append(item)
-        with write_transaction(db):
-            for i in range(0, len(rows), BATCH):
-                result.ids += insert_rows(db, rows[i : i + BATCH], time.time())
+        result.ids += recording.insert(rows)
         done = True
         return result
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ from inspector.ingest.catalog import Catalog
 from inspector.ingest.findings import Finding
 from inspector.ingest.v3 import TARGETS, V3Target, method_path, v3_url
 from inspector.ingest.validate import Validator
-from inspector.store.flows import connect
+from inspector.store.database import open_for_reading
+from inspector.store.flows import request_body, v1_calls
 from inspector.utils.text import json_safe, plural, safe
 
 AUTH_BEFORE = "apiKey and accountKey in the query string (no header)"
@@ -88,11 +88,9 @@ class Plan:
 
 
 def build(db: str | Path, catalog: Catalog, validator: Validator) -> Plan:
-    conn = connect(db)
+    conn = open_for_reading(db)
     try:
-        rows = conn.execute(
-            "SELECT id, method, url, endpoint FROM flows WHERE family = 'wfm-legacy' AND source != 'replay' ORDER BY id"
-        ).fetchall()
+        rows = v1_calls(conn)
         plans: dict[tuple[str, str], EndpointPlan] = {}
         newest: dict[tuple[str, str], str] = {}  # the URL of each endpoint's newest call
         bodies: dict[tuple[str, str], dict[str, tuple[list[int], bytes]]] = {}
@@ -103,7 +101,7 @@ def build(db: str | Path, catalog: Catalog, validator: Validator) -> Plan:
             plan.calls += 1
             plan.flows.append(int(flow_id))
             newest[key] = str(url)
-            body = _request_body(conn, int(flow_id))
+            body = request_body(conn, int(flow_id))
             if body:
                 seen = bodies.setdefault(key, {})
                 digest = hashlib.sha256(body).hexdigest()
@@ -125,14 +123,6 @@ def _v3(catalog: Catalog, method: str, url: str, target: V3Target) -> str | None
     parts = urlsplit(new)
     c = catalog.classify(method, parts.hostname or "", parts.path)
     return new if c.family == target.family and c.operation is not None else None
-
-
-def _request_body(conn: sqlite3.Connection, flow_id: int) -> bytes | None:
-    row = conn.execute("SELECT text, data FROM bodies WHERE flow_id = ? AND side = 'request'", (flow_id,)).fetchone()
-    if row is None:
-        return None
-    value = row[0] if row[0] is not None else row[1]
-    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
 
 
 def _check(catalog: Catalog, validator: Validator, plan: EndpointPlan, key: str, body: bytes) -> TargetCheck:

@@ -33,8 +33,9 @@ from inspector.ingest.redact import FINGERPRINT_RE, is_redacted, rewrite_form
 from inspector.ingest.v3 import TARGETS, v3_url
 from inspector.ingest.validate import Validator
 from inspector.proxy.spawn import is_loopback
-from inspector.store.database import insert, open_db, tenant_names
+from inspector.store.database import open_db
 from inspector.store.flows import StoredFlow
+from inspector.store.recording import Recording
 
 if TYPE_CHECKING:  # httpx is imported when a replay is sent: the browser starts without it
     import httpx
@@ -413,9 +414,7 @@ class Replayer:
         rec = send(self._client, prepared.request, self.opts.to, flow.id)
         db = open_db(self.db_path, create=False)
         try:
-            self.ingest.known_tenants.update(tenant_names(db))
-            item = self.ingest(rec)
-            (new_id,) = insert(db, [item], time.time())
+            (new_id,), (item,) = Recording(db, self.ingest).record([rec])
         finally:
             db.close()
         row = item.flow

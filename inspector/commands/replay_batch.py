@@ -7,6 +7,7 @@ never stops half-way through for a reason that was known at the start.
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,13 +16,12 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from inspector.commands.export import flow_ids
 from inspector.commands.replay import SAFE_METHODS, Options, Prepared, Replayer, ReplayError, Result
 from inspector.commands.replay import since as since_time
 from inspector.ingest.catalog import Catalog
 from inspector.ingest.validate import Validator
-from inspector.store.database import open_db
-from inspector.store.flows import StoredFlow, connect, load
+from inspector.store.database import open_for_reading
+from inspector.store.flows import StoredFlow, flow_ids, load
 from inspector.store.query import Where, compile_filter, failed_sql
 from inspector.utils.text import safe
 
@@ -32,8 +32,7 @@ def chosen_flows(
     db: str | Path, ids: tuple[int, ...], failed: bool, expr: str | None, since: str | None
 ) -> list[StoredFlow]:
     """The flows named, or matching the filter (with --failed: the failed ones that are not replays)."""
-    conn = connect(db)
-    try:
+    with closing(open_for_reading(db)) as conn:
         if not ids:
             where = compile_filter(expr)
             sql, params = where.sql, list(where.params)
@@ -44,8 +43,6 @@ def chosen_flows(
                 params.append(since_time(since))
             ids = tuple(flow_ids(conn, Where(sql, tuple(params))))
         found = {i: load(conn, i) for i in dict.fromkeys(ids)}
-    finally:
-        conn.close()
     missing = [str(i) for i, f in found.items() if f is None]
     if missing:
         raise ReplayError(f"no flow {', '.join(missing)} in {db}")
@@ -65,7 +62,6 @@ def run_replay(
     validator: Validator,
 ) -> int:
     """The exit code: 0 all replays succeed, 1 any still fails, 2 nothing sent."""
-    open_db(db, create=False).close()  # ours, and migrated
     flows = chosen_flows(db, ids, failed, expr, since)
     err = Console(stderr=True)
     if not flows:

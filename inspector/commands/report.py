@@ -1,6 +1,6 @@
 """The report: failed calls and findings, grouped by endpoint, in five formats.
 
-One ``Report`` is read from the store (a filter narrows the flows), then rendered: text for
+One ``Report`` is read from the store (``store/report.py``; a filter narrows the flows), then rendered: text for
 a terminal, Markdown for a pull request, JSON for scripts, JUnit so CI shows each failing
 call as a failed test case, HTML that stands alone in a browser. A failed call (``~failed``:
 HTTP >= 400, a Xero error in a 2xx, 429, no answer, a retired endpoint) fails the report like
@@ -11,175 +11,16 @@ from __future__ import annotations
 
 import html
 import json
+import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from lxml import etree
-from sqlite_utils import Database
 
-from inspector.ingest.findings import fails
-from inspector.ingest.redact import Redactor
-from inspector.store import query
+from inspector.store.report import Example, FailedCall, Report, flows_with_findings
 from inspector.utils.text import json_safe, plural, safe
-
-EXAMPLES = 3  # worst examples shown per group
-_RANK = "CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END"
-
-
-@dataclass(slots=True)
-class Example:
-    flow_id: int
-    url: str
-    side: str
-    line: int | None
-    column: int | None
-    xpath: str | None
-    message: str
-    hint: str | None
-
-
-@dataclass(slots=True)
-class Group:
-    family: str
-    method: str
-    endpoint: str
-    rule: str
-    severity: str
-    findings: int
-    flows: int
-    examples: list[Example] = field(default_factory=list)
-
-    @property
-    def where(self) -> str:
-        return f"{self.method} {self.family} {self.endpoint}"
-
-
-@dataclass(slots=True)
-class FailedCall:
-    flow_id: int
-    url: str
-    status: int | None
-    detail: str | None  # Xero's error message, or the transport error
-
-
-@dataclass(slots=True)
-class Failure:
-    """Failed calls to one endpoint, for one reason (an outcome, or a failing rule)."""
-
-    family: str
-    method: str
-    endpoint: str
-    failure: str
-    calls: int
-    examples: list[FailedCall] = field(default_factory=list)
-
-    @property
-    def where(self) -> str:
-        return f"{self.method} {self.family} {self.endpoint}"
-
-
-@dataclass(slots=True)
-class Report:
-    db: str
-    filter: str | None
-    generated_at: float
-    flows: int
-    flows_with_findings: int
-    errors: int
-    warnings: int
-    groups: list[Group]
-    failed_calls: int = 0
-    failures: list[Failure] = field(default_factory=list)
-
-    def failed(self, fail_on: str) -> bool:
-        """A failed call counts as an error: it fails the report unless --fail-on never."""
-        return fails(fail_on, self.errors + self.failed_calls, self.warnings)
-
-
-def build(db: Database, db_name: str, filter_expr: str | None = None) -> Report:
-    query.install(db.conn)
-    where = query.compile_filter(filter_expr)
-    flows = f"SELECT id FROM flows WHERE {where.sql}"
-    total, with_findings = db.execute(
-        f"SELECT count(*), sum(errors + warnings > 0) FROM flows WHERE {where.sql}", where.params
-    ).fetchone()
-    counts = dict(
-        db.execute(
-            f"SELECT severity, count(*) FROM findings WHERE flow_id IN ({flows}) GROUP BY severity", where.params
-        ).fetchall()
-    )
-    grouped = f"""
-        SELECT coalesce(f.family, 'unknown') AS family, f.method, coalesce(nullif(f.endpoint, ''), f.path) AS endpoint,
-               x.rule, x.severity, count(*) AS n, count(DISTINCT x.flow_id) AS nflows
-        FROM findings x JOIN flows f ON f.id = x.flow_id
-        WHERE x.flow_id IN ({flows}) AND x.severity != 'info'
-        GROUP BY 1, 2, 3, 4, 5
-        ORDER BY {_RANK.replace("severity", "x.severity")}, n DESC, 1, 3
-    """
-    groups = [
-        Group(family, method, endpoint, rule, severity, n, nflows)
-        for family, method, endpoint, rule, severity, n, nflows in db.execute(grouped, where.params).fetchall()
-    ]
-    # The worst examples per group: the most findings on one flow first, then the newest.
-    examples = f"""
-        SELECT * FROM (
-            SELECT *, row_number() OVER (
-                PARTITION BY fam, m, ep, rule, severity ORDER BY ferrors DESC, fwarnings DESC, id DESC
-            ) AS k
-            FROM (
-                SELECT coalesce(f.family, 'unknown') AS fam, f.method AS m,
-                       coalesce(nullif(f.endpoint, ''), f.path) AS ep, x.rule AS rule, x.severity AS severity,
-                       f.id AS id, f.url, x.side, x.line, x.column, x.xpath, x.message, x.hint,
-                       f.errors AS ferrors, f.warnings AS fwarnings
-                FROM findings x JOIN flows f ON f.id = x.flow_id
-                WHERE x.flow_id IN ({flows}) AND x.severity != 'info'
-            )
-        ) WHERE k <= {EXAMPLES}
-    """
-    by_key = {(g.family, g.method, g.endpoint, g.rule, g.severity): g for g in groups}
-    outgoing = Redactor()  # a report leaves the store: a key kept in a URL is fingerprinted here
-    for row in db.execute(examples, where.params).fetchall():
-        flow_id, url, *rest = row[5:13]
-        by_key[tuple(row[:5])].examples.append(Example(flow_id, outgoing.url(url), *rest))
-    failures = _failures(db, where, outgoing)
-    return Report(
-        db=db_name,
-        filter=filter_expr,
-        generated_at=time.time(),
-        flows=total or 0,
-        flows_with_findings=with_findings or 0,
-        errors=counts.get("error", 0),
-        warnings=counts.get("warning", 0),
-        groups=groups,
-        failed_calls=sum(f.calls for f in failures),
-        failures=failures,
-    )
-
-
-def _failures(db: Database, where: query.Where, outgoing: Redactor) -> list[Failure]:
-    """Failed calls in scope, by endpoint and reason, with the newest examples of each."""
-    rows = db.execute(
-        f"""
-        SELECT fam, m, ep, failure, count(*) OVER w, row_number() OVER (w ORDER BY id DESC) AS k,
-               id, url, status, detail
-        FROM (
-            SELECT coalesce(family, 'unknown') AS fam, method AS m, coalesce(nullif(endpoint, ''), path) AS ep,
-                   {query.failure_sql()} AS failure, id, url, status, coalesce(api_error, error) AS detail
-            FROM flows WHERE {where.sql} AND {query.failed_sql()}
-        )
-        WINDOW w AS (PARTITION BY fam, m, ep, failure)
-        ORDER BY 5 DESC, 1, 3, 2, 4, k
-        """,
-        where.params,
-    ).fetchall()
-    out: dict[tuple[str, ...], Failure] = {}
-    for fam, m, ep, why, calls, k, flow_id, url, status, detail in rows:
-        group = out.setdefault((fam, m, ep, why), Failure(fam, m, ep, why, calls))
-        if k <= EXAMPLES:
-            group.examples.append(FailedCall(flow_id, outgoing.url(url), status, detail))
-    return list(out.values())
 
 
 def summary(r: Report) -> str:
@@ -199,7 +40,7 @@ def _at(e: Example) -> str:
     return f"#{e.flow_id} {e.side}{pos}" + (f" {e.xpath}" if e.xpath else "")
 
 
-def render_text(r: Report, db: Database | None = None) -> str:
+def render_text(r: Report, db: sqlite3.Connection | None = None) -> str:
     lines = [f"xero-inspector report: {r.db}", summary(r), ""]
     for f in r.failures:
         lines.append(f"failed[{f.failure}] {f.where}: {plural(f.calls, 'call')}")
@@ -221,7 +62,7 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_markdown(r: Report, db: Database | None = None) -> str:
+def render_markdown(r: Report, db: sqlite3.Connection | None = None) -> str:
     out = [f"# xero-inspector report: `{r.db}`", "", summary(r), ""]
     if r.failures:
         out += ["## Failed calls", "", "| failure | endpoint | calls | newest |", "|---|---|---:|---|"]
@@ -242,47 +83,12 @@ def render_markdown(r: Report, db: Database | None = None) -> str:
     return safe("\n".join(out).rstrip() + "\n", lines=True)
 
 
-def render_json(r: Report, db: Database | None = None) -> str:
+def render_json(r: Report, db: sqlite3.Connection | None = None) -> str:
     # Every control, C1 and bidi character is a \u escape (the value stays exact), a stray byte U+FFFD.
     return json_safe(json.dumps(asdict(r), indent=2, ensure_ascii=False)) + "\n"
 
 
-_FINDING_FIELDS = ("side", "rule", "severity", "line", "column", "xpath", "message", "hint")
-
-
-_FLOW_FIELDS = ("id", "family", "method", "url", "endpoint", "duration_ms", "status", "failure", "detail")
-
-
-def _flows_with_findings(db: Database, r: Report) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Every flow in the report's scope with why it failed and its findings, streamed in one query (for JUnit)."""
-    where = query.compile_filter(r.filter)
-    outgoing = Redactor()
-    cursor = db.execute(
-        "SELECT f.id, f.family, f.method, f.url, coalesce(nullif(f.endpoint, ''), f.path), f.duration_ms, f.status, "
-        f"{query.failure_sql('f')}, coalesce(f.api_error, f.error), "
-        f"{', '.join('x.' + c for c in _FINDING_FIELDS)} "
-        "FROM (SELECT * FROM flows WHERE " + where.sql + ") f "
-        "LEFT JOIN findings x ON x.flow_id = f.id AND x.severity != 'info' "
-        f"ORDER BY f.id, {_RANK.replace('severity', 'x.severity')}, x.id",
-        where.params,
-    )
-    n = len(_FLOW_FIELDS)
-    flow: dict[str, Any] | None = None
-    found: list[dict[str, Any]] = []
-    for row in cursor:
-        if flow is None or flow["id"] != row[0]:
-            if flow is not None:
-                yield flow, found
-            flow = dict(zip(_FLOW_FIELDS, row[:n], strict=True))
-            flow["url"] = outgoing.url(flow["url"])  # as in the examples: reports leave the store
-            found = []
-        if row[n] is not None:
-            found.append(dict(zip(_FINDING_FIELDS, row[n:], strict=True)))
-    if flow is not None:
-        yield flow, found
-
-
-def render_junit(r: Report, db: Database | None = None, fail_on: str = "error") -> str:
+def render_junit(r: Report, db: sqlite3.Connection | None = None, fail_on: str = "error") -> str:
     """One test case per call, one suite per endpoint; a case fails when its call failed
     (``~failed``) or has findings at --fail-on (neither, with --fail-on never)."""
     assert db is not None
@@ -290,7 +96,7 @@ def render_junit(r: Report, db: Database | None = None, fail_on: str = "error") 
     suites: dict[str, etree._Element] = {}
     root = etree.Element("testsuites", name="xero-inspector", tests="0", failures="0")
     tests = failures = 0
-    for flow, findings in _flows_with_findings(db, r):
+    for flow, findings in flows_with_findings(db, r):
         key = f"{flow['family'] or 'unknown'}.{flow['method']} {flow['endpoint']}"
         suite = suites.get(key)
         if suite is None:
@@ -344,7 +150,7 @@ table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.25em .6em;te
 .error{color:#b00020}.warning{color:#9a6700}.hint{color:#555;font-style:italic}li{margin:.3em 0}"""
 
 
-def render_html(r: Report, db: Database | None = None) -> str:
+def render_html(r: Report, db: sqlite3.Connection | None = None) -> str:
     e = html.escape
     rows = "".join(
         f"<tr><td class='{g.severity}'>{g.severity}</td><td><code>{e(g.rule)}</code></td>"

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from inspector.ingest.catalog import Catalog
-from inspector.ingest.findings import SCHEMA_RULES, Finding
+from inspector.ingest.findings import Finding
 from inspector.ingest.pipeline import check_body, stored_body
 from inspector.ingest.validate import Validator
-from inspector.store.database import insert_findings
+from inspector.store.revalidation import Reclassified, StoredCall, read_batch, save
 
 BATCH = 500
-_RULES_SQL = ", ".join(f"'{r}'" for r in sorted(SCHEMA_RULES))
 
 
 @dataclass(slots=True)
@@ -36,63 +35,25 @@ def revalidate(
 ) -> Revalidated:
     result = Revalidated()
     last = 0
-    while True:
-        rows = db.execute(
-            "SELECT id, method, host, path, request_content_type, response_content_type, request_truncated, "
-            "response_truncated, errors, warnings FROM flows WHERE id > ? ORDER BY id LIMIT ?",
-            (last, BATCH),
-        ).fetchall()
-        if not rows:
-            break
-        last = rows[-1][0]
-        _batch(db, catalog, validator, rows, result)
+    while calls := read_batch(db, last, BATCH):
+        last = calls[-1].id
+        after = save(db, [_recheck(catalog, validator, c) for c in calls])
+        for c in calls:
+            errors, warnings = after[c.id]
+            result.flows += 1
+            result.errors += errors
+            result.warnings += warnings
+            result.changed += (errors, warnings) != (c.errors, c.warnings)
         if progress:
-            progress(len(rows))
+            progress(len(calls))
     return result
 
 
-def _batch(db: Database, catalog: Catalog, validator: Validator, rows: list[tuple], result: Revalidated) -> None:
-    ids = [r[0] for r in rows]
-    marks = ", ".join("?" * len(ids))
-    bodies: dict[tuple[int, str], bytes] = {}
-    for flow_id, side, text, data in db.execute(
-        f"SELECT flow_id, side, text, data FROM bodies WHERE flow_id IN ({marks})", ids
-    ):
-        bodies[(flow_id, side)] = text.encode("utf-8") if text is not None else data
-    updates, new = [], []
-    for flow_id, method, host, path, req_ct, resp_ct, req_cut, resp_cut, *_counts in rows:
-        cls = catalog.classify(method, host or "", path or "/")
-        found: list[Finding] = []
-        for side, ct, cut, schema in (
-            ("request", req_ct, req_cut, cls.request_schema),
-            ("response", resp_ct, resp_cut, cls.response_schema),
-        ):
-            body = stored_body(bodies.get((flow_id, side)), ct, bool(cut))
-            found.extend(check_body(validator, body, ct, schema, side)[1])
-        new.append((flow_id, found))
-        updates.append((cls.family, cls.resource, cls.operation, cls.endpoint, flow_id))
-    with db.conn:  # one transaction per batch
-        db.execute(f"DELETE FROM findings WHERE flow_id IN ({marks}) AND rule IN ({_RULES_SQL})", ids)
-        insert_findings(db.conn, [(fid, f.row()) for fid, fs in new for f in fs])
-        db.conn.executemany(
-            "UPDATE flows SET family = ?, resource = ?, operation = ?, endpoint = ? WHERE id = ?", updates
-        )
-        db.execute(
-            f"""UPDATE flows SET
-                errors = (SELECT count(*) FROM findings WHERE flow_id = flows.id AND severity = 'error'),
-                warnings = (SELECT count(*) FROM findings WHERE flow_id = flows.id AND severity = 'warning')
-                WHERE id IN ({marks})""",
-            ids,
-        )
-        after = dict(
-            (
-                (i, (e, w))
-                for i, e, w in db.execute(f"SELECT id, errors, warnings FROM flows WHERE id IN ({marks})", ids)
-            )
-        )
-    for flow_id, *_, old_errors, old_warnings in rows:
-        errors, warnings = after[flow_id]
-        result.flows += 1
-        result.errors += errors
-        result.warnings += warnings
-        result.changed += (errors, warnings) != (old_errors, old_warnings)
+def _recheck(catalog: Catalog, validator: Validator, call: StoredCall) -> Reclassified:
+    cls = catalog.classify(call.method, call.host, call.path)
+    found: list[Finding] = []
+    for side, schema in (("request", cls.request_schema), ("response", cls.response_schema)):
+        ct = call.content_type[side]
+        body = stored_body(call.bodies.get(side), ct, call.truncated[side])
+        found.extend(check_body(validator, body, ct, schema, side)[1])
+    return Reclassified(call.id, cls.family, cls.resource, cls.operation, cls.endpoint, found)

@@ -32,12 +32,11 @@ from inspector.proxy.counters import Counters, DropLog
 from inspector.store.database import (
     BUSY_TIMEOUT_MS,
     StoreError,
-    insert,
     open_db,
     recorded_by,
     save_recorder,
-    tenant_names,
 )
+from inspector.store.recording import Recording
 from inspector.utils.firsts import FirstTraceback
 from inspector.utils.text import plural, safe
 
@@ -208,8 +207,7 @@ class Writer:
         db = self._open()
         if db is None:
             return
-        # Organisations named earlier in this file explain a 403 for a tenant not connected.
-        self.ingest.known_tenants.update(tenant_names(db))
+        recording = Recording(db, self.ingest)
         self._resume(db)
         next_stats = 0.0
         try:
@@ -219,7 +217,7 @@ class Writer:
                     break
                 if batch:
                     try:
-                        self._write(db, batch)
+                        self._write(recording, batch)
                     except Exception as e:  # a bug must cost this batch, not every record after it
                         self._count_lost(len(batch), f"{type(e).__name__}: {e}", e)
                     self.finished += len(batch)
@@ -291,13 +289,13 @@ class Writer:
             self.queue.close()  # from now on records are dropped and counted, not hoarded
             return None
 
-    def _write(self, db: Database, batch: list[FlowRecord]) -> None:
-        items = [self.ingest(rec) for rec in batch]
+    def _write(self, recording: Recording, batch: list[FlowRecord]) -> None:
+        items = recording.ingest_all(batch)
         self.count_error(sum(1 for i in items if i.flow.get("ingest_error")))
         try:
-            ids = self._persist(lambda: insert(db, items, time.time(), self._stats(len(items))), lambda: len(items))
+            ids = self._persist(lambda: recording.insert(items, self._stats(len(items))), lambda: len(items))
         except Exception:  # not the file's fault: find the record that causes it
-            ids = self._write_one_by_one(db, items)
+            ids = self._write_one_by_one(recording, items)
         if ids is None:
             return
         with self._counter_lock:
@@ -309,7 +307,7 @@ class Writer:
             except Exception as e:  # the flow log; the records are stored all the same
                 log.error("recorder could not log a stored flow: %s", e, exc_info=self._first_traceback(e))
 
-    def _write_one_by_one(self, db: Database, items: list[Ingested]) -> list[int]:
+    def _write_one_by_one(self, recording: Recording, items: list[Ingested]) -> list[int]:
         """A batch failed for a reason other than the file: store the records that can be,
         and count the rest as dropped (with the first one's traceback, not one per record)."""
         ids: list[int] = []
@@ -317,7 +315,7 @@ class Writer:
         first: Exception | None = None
         for item in items:
             try:
-                ids.extend(insert(db, [item], time.time(), self._stats(len(ids) + 1)))
+                ids.extend(recording.insert([item], self._stats(len(ids) + 1)))
             except Exception as e:
                 failed.append(item)
                 first = first or e

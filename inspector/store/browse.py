@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspector.store import flows as flows_mod
+from inspector.store.database import open_for_reading, tenant_names
 from inspector.store.query import Where, compile_filter
 
 LIST_COLUMNS = (
@@ -90,7 +90,7 @@ class Reader:
         with self._lock:
             c = self._free.pop() if self._free else None
         if c is None:
-            c = flows_mod.connect(self.path)
+            c = open_for_reading(self.path)
         with self._lock:
             self._busy.add(c)
         try:
@@ -190,10 +190,6 @@ def max_id(conn: sqlite3.Connection) -> int:
 def data_version(conn: sqlite3.Connection) -> int:
     """Changes whenever another connection commits: the cheap 'anything new?' poll."""
     return int(conn.execute("PRAGMA data_version").fetchone()[0])
-
-
-def tenant_names(conn: sqlite3.Connection) -> dict[str, str]:
-    return {r[0]: r[1] for r in conn.execute("SELECT id, name FROM tenants WHERE name IS NOT NULL")}
 
 
 def pid_alive(pid: int | None) -> bool:

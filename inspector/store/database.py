@@ -20,11 +20,12 @@ from sqlite_utils import Database
 
 from inspector.ingest.findings import SCHEMA_RULES
 from inspector.ingest.pipeline import Ingested
-from inspector.store.query import failed_sql, failure_sql
+from inspector.store.query import failed_sql, failure_sql, install
 
 # PRAGMA application_id marks the file as ours ("XINS"), so a stranger's database is refused.
 APPLICATION_ID = 0x58494E53
 BUSY_TIMEOUT_MS = 10_000
+INSERT_CHUNK = 500
 
 Migration = Callable[[Database], None]
 
@@ -344,7 +345,8 @@ def open_db(
     migrations: Sequence[Migration] = MIGRATIONS,
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> Database:
-    """Open (and if needed create and migrate) a xero-inspector database."""
+    """The one way to open the file for writing: created (0600) and migrated if needed, a
+    stranger's or a newer file refused with one line (StoreError)."""
     path = Path(path)
     if not path.exists():
         if not create:
@@ -352,7 +354,8 @@ def open_db(
         _check_folder(path)
         _create_private(path)
     try:
-        conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
+        # Not bound to the opening thread: the browser's edits run in workers, under its lock.
+        conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
         conn.text_factory = lenient_text
         db = Database(conn)
         db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
@@ -366,6 +369,40 @@ def open_db(
         return db
     except sqlite3.DatabaseError as e:
         raise _store_error(path, e) from e
+
+
+def open_for_reading(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """The one way to open the file for reading: read-only, rows as ``sqlite3.Row``, able to run
+    every filter (regex ones need REGEXP), usable from any thread. A missing, stranger's or newer
+    file is refused with one line (StoreError); an older one is migrated first, through a write
+    connection, since every reader expects today's columns."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such database")
+    if path.is_dir():
+        raise StoreError(f"{path}: is a folder, not a database file")
+    for attempt in range(2):
+        try:
+            conn = sqlite3.connect(
+                f"file:{path.resolve()}?mode=ro", uri=True, check_same_thread=False, timeout=busy_timeout_ms / 1000
+            )
+            conn.text_factory = lenient_text
+            _refuse_a_stranger(Database(conn), path)  # closes it first
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as e:
+            raise _store_error(path, e) from e
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(_newer(version, SCHEMA_VERSION))
+        if version == SCHEMA_VERSION:
+            break
+        conn.close()
+        if attempt:
+            raise StoreError(f"{path}: could not be brought up to schema v{SCHEMA_VERSION}")
+        open_db(path, create=False, busy_timeout_ms=busy_timeout_ms).close()
+    conn.row_factory = sqlite3.Row
+    install(conn)
+    return conn
 
 
 def check_path(path: str | Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:
@@ -442,7 +479,9 @@ def insert(
     commit leaves a row that is still true, for the next writer to go on from.
     """
     with write_transaction(db):
-        ids = insert_rows(db, batch, seen_at)
+        ids: list[int] = []
+        for i in range(0, len(batch), INSERT_CHUNK):  # bounded parameter lists for a big import
+            ids += insert_rows(db, batch[i : i + INSERT_CHUNK], seen_at)
         if recorder is not None:
             db.table("recorders").upsert(recorder, pk="id")
         return ids
@@ -489,9 +528,9 @@ def insert_findings(conn: sqlite3.Connection, rows: Sequence[tuple[int, dict[str
     conn.executemany(_INSERT_FINDING, [(fid, *(f.get(c) for c in _FINDING_FIELDS)) for fid, f in rows])
 
 
-def tenant_names(db: Database) -> dict[str, str]:
-    """Organisation id -> name (the id when unnamed), as ingest's ``known_tenants`` wants them."""
-    return {r["id"]: r["name"] or r["id"] for r in db.query("SELECT id, name FROM tenants")}
+def tenant_names(conn: sqlite3.Connection | Database) -> dict[str, str | None]:
+    """Every organisation the file names: id -> name (None when Xero gave none)."""
+    return {r[0]: r[1] for r in conn.execute("SELECT id, name FROM tenants")}
 
 
 def save_recorder(db: Database, row: dict[str, Any]) -> None:

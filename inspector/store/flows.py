@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from inspector.ingest.facts import failure
-from inspector.store.database import StoreError, lenient_text
-from inspector.store.query import install
+from inspector.store.query import Where
 
 Headers = list[tuple[str, str]]
 
@@ -53,20 +52,6 @@ class StoredFlow:
         return failure(str(self.row["outcome"]), (f["rule"] for f in self.findings))
 
 
-def connect(path: str | Path, readonly: bool = True) -> sqlite3.Connection:
-    """A connection for a reader (the file must already be a migrated store), able to run
-    every filter: regex ones need the REGEXP function."""
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"{path}: no such database")
-    uri = f"file:{path.resolve()}?mode=ro" if readonly else f"file:{path.resolve()}"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
-    conn.row_factory = sqlite3.Row
-    conn.text_factory = lenient_text
-    install(conn)
-    return conn
-
-
 def load(conn: sqlite3.Connection, flow_id: int) -> StoredFlow | None:
     row = conn.execute("SELECT * FROM flows WHERE id = ?", (flow_id,)).fetchone()
     if row is None:
@@ -89,3 +74,35 @@ def load(conn: sqlite3.Connection, flow_id: int) -> StoredFlow | None:
         t = conn.execute("SELECT name FROM tenants WHERE id = ?", (row["tenant_id"],)).fetchone()
         name = t[0] if t else None
     return StoredFlow(dict(row), bodies.get("request"), bodies.get("response"), findings, replays, name)
+
+
+def flow_ids(conn: sqlite3.Connection, where: Where) -> Iterator[int]:
+    """The ids of the flows a compiled filter matches, oldest first, streamed."""
+    for (fid,) in conn.execute(f"SELECT id FROM flows WHERE {where.sql} ORDER BY id", where.params):
+        yield int(fid)
+
+
+def missing(conn: sqlite3.Connection, ids: Iterable[int]) -> list[int]:
+    """The ids of no stored flow."""
+    return [i for i in ids if conn.execute("SELECT 1 FROM flows WHERE id = ?", (i,)).fetchone() is None]
+
+
+def matches(conn: sqlite3.Connection, where: Where, flow_id: int) -> bool:
+    sql = f"SELECT 1 FROM flows WHERE id = ? AND ({where.sql})"
+    return conn.execute(sql, (flow_id, *where.params)).fetchone() is not None
+
+
+def v1_calls(conn: sqlite3.Connection, replays: bool = False) -> list[sqlite3.Row]:
+    """The recorded WorkflowMax v1 calls (id, method, url, endpoint), oldest first; their
+    replays (on v3, say) only when asked."""
+    sql = "SELECT id, method, url, endpoint FROM flows WHERE family = 'wfm-legacy'"
+    return conn.execute(sql + ("" if replays else " AND source != 'replay'") + " ORDER BY id").fetchall()
+
+
+def request_body(conn: sqlite3.Connection, flow_id: int) -> bytes | None:
+    """The stored request body as bytes (text is re-encoded as it came, stray bytes included)."""
+    row = conn.execute("SELECT text, data FROM bodies WHERE flow_id = ? AND side = 'request'", (flow_id,)).fetchone()
+    if row is None:
+        return None
+    value = row[0] if row[0] is not None else row[1]
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value

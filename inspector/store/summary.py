@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +10,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlite_utils import Database
 
 from inspector.ingest.facts import OUTCOMES
 from inspector.store.query import failed_sql
@@ -36,26 +36,29 @@ class Summary:
         return sum(r["calls"] for r in self.rows)
 
 
-def summarize(db: Database) -> Summary:
+def summarize(conn: sqlite3.Connection) -> Summary:
+    """``conn`` from ``open_for_reading`` (rows by name)."""
     counts = ", ".join(f"sum(outcome = '{o}') as \"{o}\"" for o in OUTCOMES)
-    rows = list(
-        db.query(
+    rows = [
+        dict(r)
+        for r in conn.execute(
             f"select family, coalesce(resource, '?') as resource, count(*) as calls, {counts} "
             "from flows group by family, resource order by family, resource"
         )
-    )
-    tenants = list(
-        db.query(
+    ]
+    tenants = [
+        dict(r)
+        for r in conn.execute(
             "select f.tenant_id as id, t.name, group_concat(distinct f.family) as families, count(*) as calls "
             "from flows f "
             "left join tenants t on t.id = f.tenant_id where f.tenant_id is not null "
             "group by f.tenant_id order by calls desc"
         )
-    )
-    rec = db.execute(
+    ]
+    rec = conn.execute(
         "select coalesce(sum(recorded), 0), coalesce(sum(dropped), 0), coalesce(sum(errors), 0) from recorders"
     ).fetchone()
-    (failed,) = db.execute(f"select count(*) from flows where {failed_sql()}").fetchone()
+    (failed,) = conn.execute(f"select count(*) from flows where {failed_sql()}").fetchone()
     return Summary(rows, tenants, {"recorded": rec[0], "dropped": rec[1], "errors": rec[2]}, failed)
 
 

@@ -35,9 +35,8 @@ from inspector.store.browse import (
     data_version,
     max_id,
     recorder_status,
-    tenant_names,
 )
-from inspector.store.database import StoreError
+from inspector.store.database import StoreError, open_db, open_for_reading, tenant_names
 from inspector.store.query import FilterError, stopped
 from inspector.tui.detail import FlowDetail
 from inspector.tui.dialogs import ConfirmScreen, ExportChoice, ExportScreen, HelpScreen, TextPrompt
@@ -155,8 +154,8 @@ class InspectorApp(App[None]):
         self.follow = False
         self.filter_seq = 0
         self.recorder: RecorderStatus | None = None
-        self._poll_conn = flows.connect(self.db_path)
-        self._count_conn = flows.connect(self.db_path)
+        self._poll_conn = open_for_reading(self.db_path)
+        self._count_conn = open_for_reading(self.db_path)
         # Each connection is used by one worker at a time, under its lock; closing takes the
         # lock too, since closing a connection while another thread uses it crashes the process.
         self._poll_lock = threading.Lock()
@@ -470,7 +469,7 @@ class InspectorApp(App[None]):
         if self._closing:
             raise StoreError("the browser is closing")
         if self._write_conn is None:
-            self._write_conn = flows.connect(self.db_path, readonly=False)
+            self._write_conn = open_db(self.db_path, create=False).conn
         return self._write_conn
 
     def action_mark(self) -> None:
@@ -506,7 +505,7 @@ class InspectorApp(App[None]):
     @work(thread=True, group="edit", exit_on_error=False)
     def action_delete_marked(self) -> None:
         with self.reader.conn() as conn:
-            ids = list(export.flow_ids(conn, MARKED.where))
+            ids = list(flows.flow_ids(conn, MARKED.where))
         if not ids:
             self.call_from_thread(self.notify, "no marked flows", severity="warning")
             return
@@ -568,9 +567,9 @@ class InspectorApp(App[None]):
         try:
             with self.reader.conn() as conn:
                 if choice.scope == "filtered":
-                    ids: Iterable[int] = export.flow_ids(conn, query.where)
+                    ids: Iterable[int] = flows.flow_ids(conn, query.where)
                 elif marked:
-                    ids = export.flow_ids(conn, MARKED.where)
+                    ids = flows.flow_ids(conn, MARKED.where)
                 else:
                     ids = [current] if current is not None else []
                 n = export.write_file(conn, choice.format, ids, choice.path)

@@ -54,11 +54,11 @@ def resource_label(row: FlowRow) -> str:
     return safe(f"{row.host or ''}{row.path or ''}")
 
 
-def org_label(row: FlowRow, names: dict[str, str]) -> str:
+def org_label(row: FlowRow, names: dict[str, str | None]) -> str:
     return safe(names.get(row.tenant_id or "") or row.tenant_id or "-")
 
 
-def content_widths(rows: list[FlowRow], names: dict[str, str]) -> dict[str, int]:
+def content_widths(rows: list[FlowRow], names: dict[str, str | None]) -> dict[str, int]:
     """The widest cell of each column whose width follows its content."""
     return {
         "org": max((len(org_label(r, names)) for r in rows), default=0),
@@ -73,7 +73,7 @@ def header_text(cols: Layout) -> Text:
     return Text(" ".join(fit(c.title, w, c.right) for c, w in cols.widths), style="bold")
 
 
-def row_text(row: FlowRow, names: dict[str, str], cols: Layout) -> Text:
+def row_text(row: FlowRow, names: dict[str, str | None], cols: Layout) -> Text:
     """One row: a cell for each column the layout shows, in its width."""
     style = OUTCOME_STYLE.get(row.outcome, "")
     findings = Text(" ").join(
@@ -129,7 +129,7 @@ class FlowList(ScrollView, can_focus=True):
         self.counted = True  # False while a new filter shows its first rows, not yet counted
         self.upto = 0  # the highest flow id counted into total
         self.generation = 0
-        self.names: dict[str, str] = {}
+        self.names: dict[str, str | None] = {}
         self.pages: OrderedDict[int, list[FlowRow]] = OrderedDict()
         self.pending: set[int] = set()
         self._highlighted: int | None = None
@@ -206,7 +206,7 @@ class FlowList(ScrollView, can_focus=True):
         self.pages.clear()
         self.refresh()
 
-    def set_names(self, names: dict[str, str]) -> None:
+    def set_names(self, names: dict[str, str | None]) -> None:
         """Organisation names changed (a GET /connections was recorded): measure them again."""
         self.names = names
         for rows in self.pages.values():

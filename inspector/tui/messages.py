@@ -65,7 +65,7 @@ class Polled(Message):
     added: int
     max_id: int
     recorder: RecorderStatus | None
-    names: dict[str, str]
+    names: dict[str, str | None]
 
 
 @dataclass

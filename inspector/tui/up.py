@@ -15,9 +15,8 @@ from pathlib import Path
 from subprocess import Popen
 
 from inspector.proxy import spawn
-from inspector.store import flows
 from inspector.store.browse import RecorderStatus, recorder_status
-from inspector.store.database import check_path, open_db
+from inspector.store.database import check_path, open_db, open_for_reading
 
 Browse = Callable[[Popen[bytes] | None, str], None]
 Say = Callable[[str], None]
@@ -33,8 +32,7 @@ class UpResult:
 def running_recorder(db: str | Path) -> RecorderStatus | None:
     if not Path(db).exists():
         return None
-    open_db(db, create=False).close()  # migrated, so the browser and the proxy agree on the schema
-    with closing(flows.connect(db)) as conn:
+    with closing(open_for_reading(db)) as conn:  # migrated: the browser and the proxy agree on the schema
         status = recorder_status(conn)
     return status if status is not None and status.live else None
 

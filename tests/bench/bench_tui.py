@@ -164,7 +164,7 @@ def mitm_file(db: Path, count: int, path: Path) -> float:
     if path.exists():
         return 0.0
     from inspector.commands.export import write_file
-    from inspector.store.flows import connect
+    from inspector.store.database import open_for_reading as connect
 
     t0 = time.perf_counter()
     with connect(db) as conn:
