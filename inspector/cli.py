@@ -39,7 +39,7 @@ class UserError(click.ClickException):
 
 def user_errors(fn: F) -> F:
     """Turn the errors a user can fix into one line each."""
-    from inspector.commands.checkfiles import TargetError
+    from inspector.commands.validate_files import TargetError
     from inspector.ingest.catalog import CatalogError
     from inspector.ingest.validate import SchemaLoadError
     from inspector.store.database import StoreError
@@ -530,7 +530,7 @@ def validate(files: tuple[str, ...], endpoint: str, response: bool, fail_on: str
 
     Example: xero-inspector validate job.xml --endpoint "POST https://api.xero.com/practicemanager/3.0/job.api/add"
     """
-    from inspector.commands.checkfiles import check_file, format_finding, target
+    from inspector.commands.validate_files import check_file, format_finding, target
     from inspector.ingest.findings import counts, fails
     from inspector.utils.text import plural
 

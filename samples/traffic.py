@@ -212,8 +212,8 @@ def fill(db: Database, count: int, traffic: Traffic | None = None, batch: int = 
     for rec in traffic.records(count):
         items.append(ingest(rec))
         if len(items) >= batch:
-            ids += insert(db, items, items[-1].flow["started_at"])
+            ids += insert(db, items, items[-1].flow.started_at)
             items = []
     if items:
-        ids += insert(db, items, items[-1].flow["started_at"])
+        ids += insert(db, items, items[-1].flow.started_at)
     return ids

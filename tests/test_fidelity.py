@@ -96,8 +96,8 @@ def test_every_real_answer_was_judged_right() -> None:
     through ingest as the proxy would): xpm_ruby's Practice Manager cassettes, xeroizer's Accounting
     and Customer API responses. No answer Xero gave as a success carries an error, every refusal is
     found, and every finding named is one of our rules at its severity."""
-    from inspector.ingest.facts import OUTCOMES
     from inspector.ingest.findings import RULES
+    from inspector.ingest.xero_facts import OUTCOMES
 
     rows = _rows("*-answers.csv")
     assert len(rows) >= 59 + 231

@@ -134,8 +134,8 @@ def test_any_exchange_ingests_to_a_row(request_body: bytes, response_body: bytes
         record(), request_body=request_body, response_body=response_body, response_headers=headers
     )
     item = Ingest(CATALOG, validator=VALIDATOR)(rec)
-    assert item.flow["outcome"] in ("ok", "api-error", "http-error", "rate-limited", "transport-error")
-    assert not item.flow.get("ingest_error"), item.flow.get("ingest_error")
+    assert item.flow.outcome in ("ok", "api-error", "http-error", "rate-limited", "transport-error")
+    assert not item.flow.ingest_error, item.flow.ingest_error
 
 
 def test_the_store_fixture_has_nulls_to_fall_through(store: sqlite3.Connection, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from rich.console import Console
 from textual.widgets import TabbedContent
 
 from inspector.ingest.record import FlowRecord
+from inspector.ingest.row import FlowRow
 from inspector.proxy.writer import flow_line
 from inspector.store.database import open_for_reading
 from inspector.store.summary import render, summarize
@@ -71,7 +72,7 @@ def test_every_cli_output_shows_the_escapes_as_text(hostile_db: Path, tmp_path: 
 
 def test_the_proxy_line_and_the_demo_summary_show_the_escapes_as_text(hostile_db: Path) -> None:
     rec = FlowRecord(0.0, "GET", f"https://api.xero.com/connections?{PAYLOAD}", "HTTP/1.1", (), None)
-    row = {"url": rec.url, "method": PAYLOAD, "outcome": "api-error", "api_error": PAYLOAD, "status": 200}
+    row = FlowRow(started_at=0.0, url=rec.url, method=PAYLOAD, outcome="api-error", api_error=PAYLOAD, status=200)
     line = flow_line(1, row)
     assert not leaks(line.encode()) and "␛]0;PWNED-TITLE" in line
     console = Console(record=True, width=300, color_system=None)

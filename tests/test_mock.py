@@ -12,7 +12,7 @@ from inspector.samples.mock_xero import TENANTS, MockApp, MockConfig, MockXero
 from inspector.samples.mock_xero.auth import RateLimiter, TokenError
 from inspector.samples.mock_xero.wire import MockRequest
 
-from inspector.commands.checkfiles import check_file, target
+from inspector.commands.validate_files import check_file, target
 from inspector.ingest.catalog import Catalog
 from inspector.ingest.validate import Validator
 from tests.test_samples import BODIES, CATALOG, VALIDATOR

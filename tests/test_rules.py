@@ -7,8 +7,8 @@ import json
 from inspector.ingest.catalog import Catalog
 from inspector.ingest.pipeline import Ingest
 from inspector.ingest.validate import Validator
-from tests.test_facts import jwt
 from tests.test_ingest import TOKEN, record
+from tests.test_xero_facts import jwt
 
 CATALOG = Catalog.load()
 OK = b"<Response><Status>OK</Status><Jobs/></Response>"

@@ -1,5 +1,5 @@
 """Every sample body in samples/bodies/ produces exactly the findings its cases.toml annotates,
-through `validate` (checkfiles) and through the recorder's ingest alike."""
+through `validate` (validate_files) and through the recorder's ingest alike."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from inspector.commands.checkfiles import check_file, target
+from inspector.commands.validate_files import check_file, target
 from inspector.ingest.catalog import Catalog
 from inspector.ingest.findings import SCHEMA_RULES
 from inspector.ingest.pipeline import Ingest
@@ -77,13 +77,13 @@ def test_the_recorder_finds_the_same(family: str, case: dict[str, Any]) -> None:
             response_headers=(("Content-Type", "text/xml"),),
         )
     out = Ingest(CATALOG, validator=VALIDATOR)(rec)
-    assert not out.flow.get("ingest_error")
+    assert not out.flow.ingest_error
     from inspector.ingest.findings import Finding
 
     found = [Finding(**f) for f in out.findings if f["rule"] in BODY_RULES]
     _matches(found, case["expect"])
     errors = sum(1 for f in out.findings if f["severity"] == "error")
-    assert out.flow["errors"] == errors
+    assert out.flow.errors == errors
 
 
 def test_every_schema_has_a_valid_and_two_invalid_samples() -> None:

@@ -9,6 +9,7 @@ from sqlite_utils import Database
 
 from inspector.ingest.catalog import Catalog
 from inspector.ingest.pipeline import Ingest
+from inspector.ingest.row import as_dict
 from inspector.store import database as store
 from inspector.store.database import APPLICATION_ID, SCHEMA_VERSION, StoreError, insert, open_db
 from tests.test_ingest import record
@@ -80,7 +81,7 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
 
 def test_a_v1_file_with_flows_gains_findings_and_zero_counts(tmp_path: Path) -> None:
     path = tmp_path / "flows.db"
-    v1_row = {c: v for c, v in Ingest(Catalog.load())(record()).flow.items() if c in store._V1_FLOW_COLUMNS}
+    v1_row = {c: v for c, v in as_dict(Ingest(Catalog.load())(record()).flow).items() if c in store._V1_FLOW_COLUMNS}
     with open_db(path, migrations=store.MIGRATIONS[:1]) as db:
         db.table("flows").insert({"id": 1, **v1_row})
     with open_db(path) as db:

@@ -127,7 +127,7 @@ def test_records_that_break_insert_are_dropped_counted_and_said_once(
     real = store.insert_rows
 
     def insert_rows(db, batch, seen_at):  # type: ignore[no-untyped-def]
-        if any("/broken" in item.flow["url"] for item in batch):
+        if any("/broken" in item.flow.url for item in batch):
             raise ValueError("cannot store this one")
         return real(db, batch, seen_at)
 
@@ -170,7 +170,7 @@ def test_a_bug_in_the_writer_costs_its_batch_not_the_thread(tmp_path: Path) -> N
 
 
 def test_a_traceback_once_per_place_it_is_raised() -> None:
-    from inspector.utils.firsts import FirstTraceback
+    from inspector.utils.first_traceback import FirstTraceback
 
     first = FirstTraceback()
 

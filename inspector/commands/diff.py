@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inspector.ingest import xmlsafe
-from inspector.ingest.bodies import sniff
+from inspector.ingest.decoding import sniff
 from inspector.store.flows import StoredFlow
 from inspector.utils.text import safe
 

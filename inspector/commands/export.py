@@ -1,5 +1,5 @@
 """Flows out of the store: as curl commands, as HAR 1.2 that browsers and tools import,
-or (``mitmflows``) as a mitmproxy flow file.
+or (``export_mitmproxy``) as a mitmproxy flow file.
 
 Secrets go out redacted, even from a database recorded with --keep-secrets, unless the
 export itself is asked to keep them. In curl, each redacted secret becomes a shell
@@ -288,7 +288,7 @@ def write_file(
 
 def _write(conn: sqlite3.Connection, fmt: str, ids: Iterable[int], out: BinaryIO, keep_secrets: bool) -> int:
     if fmt == "mitm":
-        from inspector.commands.mitmflows import write_mitm
+        from inspector.commands.export_mitmproxy import write_mitm
 
         return write_mitm(conn, ids, out, keep_secrets)
     # surrogateescape: a header that was not UTF-8 goes out as the bytes it came in as

@@ -103,8 +103,8 @@ def run_import(
                 result.skipped["not Xero"] += 1
             else:
                 item = recording.ingest(entry.record)
-                result.errors += item.flow.get("errors", 0)
-                result.warnings += item.flow.get("warnings", 0)
+                result.errors += item.flow.errors
+                result.warnings += item.flow.warnings
                 rows.append(item)
         result.ids += recording.insert(rows)
         done = True
@@ -308,7 +308,7 @@ def read_mitm(path: Path, progress: Progress | None = None) -> Iterator[Entry]:
     from mitmproxy import exceptions, http
     from mitmproxy.io import FlowReader
 
-    from inspector.commands.mitmflows import METADATA_KEY
+    from inspector.commands.export_mitmproxy import METADATA_KEY
     from inspector.proxy.capture import to_record
 
     size = os.path.getsize(path)

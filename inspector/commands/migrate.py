@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from inspector.commands.checkfiles import TargetError, check_file, target
+from inspector.commands.validate_files import TargetError, check_file, target
 from inspector.ingest.catalog import Catalog
 from inspector.ingest.findings import Finding
 from inspector.ingest.v3 import TARGETS, V3Target, method_path, v3_url

@@ -26,12 +26,12 @@ from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from inspector.commands.export import TOKEN_VARIABLE
 from inspector.ingest.catalog import Catalog
-from inspector.ingest.facts import failure
 from inspector.ingest.pipeline import Ingest
 from inspector.ingest.record import FlowRecord, Headers, header
 from inspector.ingest.redact import FINGERPRINT_RE, is_redacted, rewrite_form
 from inspector.ingest.v3 import TARGETS, v3_url
 from inspector.ingest.validate import Validator
+from inspector.ingest.xero_facts import failure
 from inspector.proxy.spawn import is_loopback
 from inspector.store.database import open_db
 from inspector.store.flows import StoredFlow
@@ -129,7 +129,7 @@ class Prepared:
 class Result:
     original: int
     replay: int
-    before: str  # the original's failure (facts.failure), or "ok"
+    before: str  # the original's failure (xero_facts.failure), or "ok"
     after: str
     status: int | None
     error: str | None  # Xero's error message or the transport failure
@@ -422,9 +422,9 @@ class Replayer:
             flow.id,
             new_id,
             flow.failure or "ok",
-            failure(str(row["outcome"]), (f["rule"] for f in item.findings)) or "ok",
+            failure(row.outcome, (f["rule"] for f in item.findings)) or "ok",
             rec.status,
-            row.get("api_error") or rec.error,
+            row.api_error or rec.error,
         )
 
 

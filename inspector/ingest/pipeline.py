@@ -16,14 +16,15 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
-from inspector.ingest import facts, rules, xmlsafe
-from inspector.ingest.bodies import DEFAULT_MAX_BODY, DecodeError, as_text, decode_content, sniff
+from inspector.ingest import rules, xero_facts, xmlsafe
 from inspector.ingest.catalog import BodySchema, Catalog
+from inspector.ingest.decoding import DEFAULT_MAX_BODY, DecodeError, as_text, decode_content, sniff
 from inspector.ingest.findings import Finding, counts
 from inspector.ingest.record import FlowRecord, Headers, header
 from inspector.ingest.redact import Redactor
+from inspector.ingest.row import BodyColumns, FlowRow
 from inspector.ingest.validate import SchemaLoadError, Validator
-from inspector.utils.firsts import FirstTraceback
+from inspector.utils.first_traceback import FirstTraceback
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Body:
 
 @dataclass(slots=True)
 class Ingested:
-    flow: dict[str, Any]
+    flow: FlowRow
     bodies: list[dict[str, Any]] = field(default_factory=list)
     tenants: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -87,9 +88,9 @@ class Ingest:
         resp = self._body(rec.response_body, rec.response_headers or (), encoded)
 
         # Facts first: they need what redaction is about to remove.
-        token = facts.token_facts(header(rec.request_headers, "authorization")) or rec.token
-        tenant = facts.tenant_id(rec.request_headers, parts.query, fam.tenant_param if fam else None)
-        limits = facts.rate_limits(rec.response_headers)
+        token = xero_facts.token_facts(header(rec.request_headers, "authorization")) or rec.token
+        tenant = xero_facts.tenant_id(rec.request_headers, parts.query, fam.tenant_param if fam else None)
+        limits = xero_facts.rate_limits(rec.response_headers)
         req_ct, resp_ct = header(rec.request_headers, "content-type"), header(rec.response_headers, "content-type")
         req_root, found = check_body(self.validator, req, req_ct, cls.request_schema, "request")
         resp_root, resp_found = check_body(self.validator, resp, resp_ct, cls.response_schema, "response")
@@ -97,7 +98,7 @@ class Ingest:
         verdict = self._verdict(resp, resp_root)
         tenants = []
         if cls.family == "connections" and rec.method == "GET" and rec.status == 200 and resp.data:
-            tenants = facts.connections(resp.data)
+            tenants = xero_facts.connections(resp.data)
             self.known_tenants.update({t["id"]: t["name"] or t["id"] for t in tenants})
         exchange = rules.Exchange(
             rec=rec,
@@ -122,38 +123,32 @@ class Ingest:
         resp = _redact_body(redactor, resp, identity)
         req_headers = redactor.headers(rec.request_headers)
         resp_headers = redactor.headers(rec.response_headers) if rec.response_headers is not None else None
-        safe = urlsplit(url)
 
         error = verdict.error
-        row: dict[str, Any] = {
-            **self._exchange_columns(rec, url, safe, req_headers, resp_headers),
-            "family": cls.family,
-            "resource": cls.resource,
-            "operation": cls.operation,
-            "endpoint": cls.endpoint,
-            "path_params": json.dumps(cls.params) if cls.params else None,
-            "tenant_id": tenant,
-            "correlation_id": header(rec.response_headers, "xero-correlation-id"),
-            "rl_day_remaining": limits.day_remaining,
-            "rl_minute_remaining": limits.minute_remaining,
-            "rl_app_minute_remaining": limits.app_minute_remaining,
-            "retry_after": limits.retry_after,
-            "rate_limit_problem": limits.problem,
-            "api_status": verdict.api_status,
-            "api_error": error.message if error else None,
-            "api_error_kind": error.kind if error else None,
-            "api_error_details": json.dumps(error.details) if error and error.details else None,
-            "outcome": facts.outcome(rec.status, rec.error, error),
-            "token_exp": token.exp if token else None,
-            "token_scopes": " ".join(token.scopes) if token and token.scopes else None,
-            "token_client_id": token.client_id if token else None,
-            "token_user_id": token.user_id if token else None,
-            "redactions": redactor.count,
-            "errors": errors,
-            "warnings": warnings,
-        }
-        for side, body, headers in (("request", req, rec.request_headers), ("response", resp, rec.response_headers)):
-            row.update(_body_columns(side, body, headers))
+        row = _exchange_row(rec, url, req_headers, resp_headers, xero_facts.outcome(rec.status, rec.error, error))
+        row.family = cls.family
+        row.resource = cls.resource
+        row.operation = cls.operation
+        row.endpoint = cls.endpoint
+        row.path_params = json.dumps(cls.params) if cls.params else None
+        row.tenant_id = tenant
+        row.correlation_id = header(rec.response_headers, "xero-correlation-id")
+        row.rl_day_remaining = limits.day_remaining
+        row.rl_minute_remaining = limits.minute_remaining
+        row.rl_app_minute_remaining = limits.app_minute_remaining
+        row.retry_after = limits.retry_after
+        row.rate_limit_problem = limits.problem
+        row.api_status = verdict.api_status
+        if error:
+            row.api_error, row.api_error_kind = error.message, error.kind
+            row.api_error_details = json.dumps(error.details) if error.details else None
+        if token:
+            row.token_exp, row.token_client_id, row.token_user_id = token.exp, token.client_id, token.user_id
+            row.token_scopes = " ".join(token.scopes) if token.scopes else None
+        row.redactions = redactor.count
+        row.errors, row.warnings = errors, warnings
+        row.request = _body_columns(req, rec.request_headers)
+        row.response = _body_columns(resp, rec.response_headers)
         bodies = [_body_row(side, body) for side, body in (("request", req), ("response", resp)) if body.data]
         return Ingested(row, bodies, tenants, [f.row() for f in found])
 
@@ -162,36 +157,6 @@ class Ingest:
         if self._hosts_of is None or self._hosts_of[0] is not self.catalog:  # the addon may swap the catalog
             self._hosts_of = (self.catalog, frozenset(self.catalog.hosts()))
         return self._hosts_of[1]
-
-    @staticmethod
-    def _exchange_columns(
-        rec: FlowRecord, url: str, parts: Any, req_headers: Headers, resp_headers: Headers | None
-    ) -> dict[str, Any]:
-        duration = (rec.ended_at - rec.started_at) * 1000 if rec.ended_at is not None else None
-        return {
-            "source": rec.source,
-            "replay_of": rec.replay_of,
-            "started_at": rec.started_at,
-            "ended_at": rec.ended_at,
-            "duration_ms": round(duration, 3) if duration is not None else None,
-            "client_addr": rec.client_addr,
-            "server_addr": rec.server_addr,
-            "method": rec.method,
-            "url": url,
-            "scheme": parts.scheme,
-            "host": (parts.hostname or "").lower(),
-            "port": parts.port or _DEFAULT_PORTS.get(parts.scheme),
-            "path": parts.path or "/",
-            "query": parts.query or None,
-            "http_version": rec.http_version,
-            "tls": int(rec.tls),
-            "request_headers": json.dumps(req_headers),
-            "status": rec.status,
-            "reason": rec.reason,
-            "response_http_version": rec.response_http_version,
-            "response_headers": json.dumps(resp_headers) if resp_headers is not None else None,
-            "error": rec.error,
-        }
 
     def _body(self, raw: bytes | None, headers: Headers, encoded: bool = True) -> Body:
         if raw is None:
@@ -206,27 +171,23 @@ class Ingest:
         return Body(decoded.data, len(raw), decoded.truncated, sniffed.format, sniffed.xml)
 
     @staticmethod
-    def _verdict(resp: Body, root: etree._Element | None) -> facts.BodyVerdict:
+    def _verdict(resp: Body, root: etree._Element | None) -> xero_facts.BodyVerdict:
         if resp.data is None:
-            return facts.BodyVerdict()
+            return xero_facts.BodyVerdict()
         if resp.format == "xml":
-            return facts.read_xml_answer(root)
+            return xero_facts.read_xml_answer(root)
         if resp.format == "json":
-            return facts.read_json_answer(resp.data)
+            return xero_facts.read_json_answer(resp.data)
         if resp.format == "html":
-            return facts.read_html_answer(resp.data)
-        return facts.BodyVerdict()
+            return xero_facts.read_html_answer(resp.data)
+        return xero_facts.BodyVerdict()
 
     def _fallback(self, rec: FlowRecord, exc: Exception) -> Ingested:
         """The exchange with what needs no parsing; the query (which may hold keys) is dropped."""
         url = _strip_query(rec.url)
-        parts = urlsplit(url)
-        row = {
-            **self._exchange_columns(rec, url, parts, (), None),
-            "family": "unknown",
-            "outcome": facts.outcome(rec.status, rec.error, None),
-            "ingest_error": f"{type(exc).__name__}: {exc}"[:500],
-        }
+        row = _exchange_row(rec, url, (), None, xero_facts.outcome(rec.status, rec.error, None))
+        row.family = "unknown"
+        row.ingest_error = f"{type(exc).__name__}: {exc}"[:500]
         return Ingested(row)
 
 
@@ -287,15 +248,48 @@ def _redact_body(redactor: Redactor, body: Body, identity: bool) -> Body:
     return Body(data, body.raw_size, body.truncated, body.format, body.xml, body.decode_error)
 
 
-def _body_columns(side: str, body: Body, headers: Headers | None) -> dict[str, Any]:
-    return {
-        f"{side}_content_type": header(headers, "content-type"),
-        f"{side}_format": body.format,
-        f"{side}_size": len(body.data) if body.data is not None else None,
-        f"{side}_raw_size": body.raw_size,
-        f"{side}_truncated": int(body.truncated),
-        f"{side}_decode_error": body.decode_error,
-    }
+def _exchange_row(
+    rec: FlowRecord, url: str, req_headers: Headers, resp_headers: Headers | None, outcome: str
+) -> FlowRow:
+    """The row with what the exchange itself says (``url`` and the headers already redacted)."""
+    parts = urlsplit(url)
+    duration = (rec.ended_at - rec.started_at) * 1000 if rec.ended_at is not None else None
+    return FlowRow(
+        started_at=rec.started_at,
+        method=rec.method,
+        url=url,
+        outcome=outcome,
+        source=rec.source,
+        replay_of=rec.replay_of,
+        ended_at=rec.ended_at,
+        duration_ms=round(duration, 3) if duration is not None else None,
+        client_addr=rec.client_addr,
+        server_addr=rec.server_addr,
+        scheme=parts.scheme,
+        host=(parts.hostname or "").lower(),
+        port=parts.port or _DEFAULT_PORTS.get(parts.scheme),
+        path=parts.path or "/",
+        query=parts.query or None,
+        http_version=rec.http_version,
+        tls=int(rec.tls),
+        status=rec.status,
+        reason=rec.reason,
+        error=rec.error,
+        request_headers=json.dumps(req_headers),
+        response_headers=json.dumps(resp_headers) if resp_headers is not None else None,
+        response_http_version=rec.response_http_version,
+    )
+
+
+def _body_columns(body: Body, headers: Headers | None) -> BodyColumns:
+    return BodyColumns(
+        content_type=header(headers, "content-type"),
+        format=body.format,
+        size=len(body.data) if body.data is not None else None,
+        raw_size=body.raw_size,
+        truncated=int(body.truncated),
+        decode_error=body.decode_error,
+    )
 
 
 def _body_row(side: str, body: Body) -> dict[str, Any]:

@@ -15,11 +15,11 @@ from urllib.parse import parse_qsl, urlsplit
 from lxml import etree
 
 from inspector.ingest.catalog import Classification, Family
-from inspector.ingest.facts import BodyVerdict, RateLimits
 from inspector.ingest.findings import Finding
 from inspector.ingest.record import FlowRecord, TokenFacts, header
 from inspector.ingest.redact import SECRET_FIELDS
 from inspector.ingest.v3 import TARGETS, v3_url
+from inspector.ingest.xero_facts import BodyVerdict, RateLimits
 
 LIMITS = {
     "minute": "60 calls per minute per organisation",

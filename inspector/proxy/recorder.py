@@ -14,7 +14,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.utils import human
 
-from inspector.ingest.bodies import DEFAULT_MAX_BODY
+from inspector.ingest.decoding import DEFAULT_MAX_BODY
 from inspector.proxy import capture
 from inspector.proxy.handover import WriterProcess
 from inspector.proxy.spawn import exposure_warning, is_loopback

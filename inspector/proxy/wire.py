@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from inspector.ingest.bodies import DEFAULT_MAX_BODY
+from inspector.ingest.decoding import DEFAULT_MAX_BODY
 from inspector.proxy.writer import DEFAULT_QUEUE_ITEMS
 
 FRAME = struct.Struct("<I")

@@ -28,6 +28,7 @@ from sqlite_utils import Database
 from inspector.ingest.pipeline import Ingest, Ingested
 from inspector.ingest.record import FlowRecord
 from inspector.ingest.redact import Redactor
+from inspector.ingest.row import FlowRow
 from inspector.proxy.counters import Counters, DropLog
 from inspector.store.database import (
     BUSY_TIMEOUT_MS,
@@ -37,7 +38,7 @@ from inspector.store.database import (
     save_recorder,
 )
 from inspector.store.recording import Recording
-from inspector.utils.firsts import FirstTraceback
+from inspector.utils.first_traceback import FirstTraceback
 from inspector.utils.text import plural, safe
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class Writer:
         queue_bytes: int = DEFAULT_QUEUE_BYTES,
         batch_size: int = BATCH_SIZE,
         flush_interval: float = FLUSH_INTERVAL,
-        on_stored: Callable[[int, dict[str, Any]], None] | None = None,
+        on_stored: Callable[[int, FlowRow], None] | None = None,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
         recorder_id: str | None = None,
         counters: Counters | None = None,
@@ -291,7 +292,7 @@ class Writer:
 
     def _write(self, recording: Recording, batch: list[FlowRecord]) -> None:
         items = recording.ingest_all(batch)
-        self.count_error(sum(1 for i in items if i.flow.get("ingest_error")))
+        self.count_error(sum(1 for i in items if i.flow.ingest_error))
         try:
             ids = self._persist(lambda: recording.insert(items, self._stats(len(items))), lambda: len(items))
         except Exception:  # not the file's fault: find the record that causes it
@@ -321,8 +322,8 @@ class Writer:
                 first = first or e
         if first is not None:
             f = failed[0].flow
-            url = Redactor().url(str(f.get("url")))  # a log is not the store: keys stay out even if kept
-            self._count_lost(len(failed), f"{type(first).__name__}: {first} (first: {f.get('method')} {url})", first)
+            url = Redactor().url(f.url)  # a log is not the store: keys stay out even if kept
+            self._count_lost(len(failed), f"{type(first).__name__}: {first} (first: {f.method} {url})", first)
         return ids
 
     def _stats(self, storing: int = 0, stopped: bool = False) -> dict[str, Any]:
@@ -351,21 +352,21 @@ class Writer:
             log.debug("recorder counters not saved: %s", e)
 
 
-def log_stored(flow_id: int, row: dict[str, Any]) -> None:
+def log_stored(flow_id: int, row: FlowRow) -> None:
     log.info(flow_line(flow_id, row))
 
 
-def flow_line(flow_id: int, row: dict[str, Any]) -> str:
+def flow_line(flow_id: int, row: FlowRow) -> str:
     """The proxy's line for one recorded exchange (``proxy`` without --quiet)."""
-    what = "/".join(x for x in (row.get("resource"), row.get("operation")) if x)
-    status = row.get("status") or "---"
+    what = "/".join(x for x in (row.resource, row.operation) if x)
+    status = row.status or "---"
     # A log is not the store: keys in the URL are fingerprinted here even with --keep-secrets.
-    url = Redactor().url(row["url"])
-    line = f"#{flow_id} {row['method']} {url} -> {status} [{row.get('family')} {what}] {row['outcome']}"
-    detail = row.get("api_error") or row.get("error")
-    if row["outcome"] != "ok" and detail:
+    url = Redactor().url(row.url)
+    line = f"#{flow_id} {row.method} {url} -> {status} [{row.family} {what}] {row.outcome}"
+    detail = row.api_error or row.error
+    if row.outcome != "ok" and detail:
         line += f": {detail}"
-    errors, warnings = row.get("errors") or 0, row.get("warnings") or 0
+    errors, warnings = row.errors, row.warnings
     if errors or warnings:
         line += f" · {plural(errors, 'error')}, {plural(warnings, 'warning')}"
     return safe(line)

@@ -27,7 +27,9 @@ RECORDER_STALE_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
-class FlowRow:
+class ListedFlow:
+    """One line of the browser's list: the listing's columns only (no headers, no bodies)."""
+
     id: int
     started_at: float
     tenant_id: str | None
@@ -120,8 +122,8 @@ class Reader:
             self._free.clear()
 
 
-def _rows(cur: sqlite3.Cursor) -> list[FlowRow]:
-    return [FlowRow(*r) for r in cur]
+def _rows(cur: sqlite3.Cursor) -> list[ListedFlow]:
+    return [ListedFlow(*r) for r in cur]
 
 
 class FlowQuery:
@@ -143,18 +145,18 @@ class FlowQuery:
         sql = f"SELECT count(*) FROM flows WHERE ({self.where.sql}) AND id > ? AND id <= ?"
         return int(conn.execute(sql, (*self.where.params, after_id, upto_id)).fetchone()[0])
 
-    def after(self, conn: sqlite3.Connection, flow_id: int, limit: int) -> list[FlowRow]:
+    def after(self, conn: sqlite3.Connection, flow_id: int, limit: int) -> list[ListedFlow]:
         return _rows(conn.execute(self._sql(" AND id > ?", "ASC", limit), (*self.where.params, flow_id)))
 
-    def before(self, conn: sqlite3.Connection, flow_id: int, limit: int) -> list[FlowRow]:
+    def before(self, conn: sqlite3.Connection, flow_id: int, limit: int) -> list[ListedFlow]:
         rows = _rows(conn.execute(self._sql(" AND id < ?", "DESC", limit), (*self.where.params, flow_id)))
         return rows[::-1]
 
-    def at(self, conn: sqlite3.Connection, offset: int, limit: int) -> list[FlowRow]:
+    def at(self, conn: sqlite3.Connection, offset: int, limit: int) -> list[ListedFlow]:
         sql = self._sql("", "ASC", limit) + f" OFFSET {max(0, offset)}"
         return _rows(conn.execute(sql, self.where.params))
 
-    def last(self, conn: sqlite3.Connection, limit: int, upto_id: int) -> list[FlowRow]:
+    def last(self, conn: sqlite3.Connection, limit: int, upto_id: int) -> list[ListedFlow]:
         """The newest rows up to ``upto_id``: rows recorded since the list was counted come in by grow()."""
         return _rows(conn.execute(self._sql(" AND id <= ?", "DESC", limit), (*self.where.params, upto_id)))[::-1]
 
@@ -162,7 +164,7 @@ class FlowQuery:
         sql = f"SELECT 1 FROM flows WHERE id = ? AND ({self.where.row})"
         return conn.execute(sql, (flow_id, *self.where.params)).fetchone() is not None
 
-    def ending_at(self, conn: sqlite3.Connection, flow_id: int, limit: int) -> tuple[list[FlowRow], int | None]:
+    def ending_at(self, conn: sqlite3.Connection, flow_id: int, limit: int) -> tuple[list[ListedFlow], int | None]:
         """Up to ``limit`` rows ending at a flow, and its place among them (the last); ([], None)
         when the filter excludes it. One page query: a body search pays for its match list once."""
         if not self.contains(conn, flow_id):

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from inspector.ingest import row as flow_row
 from inspector.ingest.findings import SCHEMA_RULES
 from inspector.ingest.pipeline import Ingested
 from inspector.store.query import failed_sql, failure_sql, install
@@ -257,7 +258,7 @@ def _v5_status_by_id(db: Database) -> None:
 
 
 def _v6_failed_means_failed(db: Database) -> None:
-    """One definition of a failed call (``facts.failure``) in the views too: a 200 from a retired
+    """One definition of a failed call (``xero_facts.failure``) in the views too: a 200 from a retired
     endpoint is failed, and ``failed_calls`` says why each call failed."""
     db.execute("DROP VIEW IF EXISTS failed_calls")
     db.execute(
@@ -452,14 +453,12 @@ def _store_error(path: Path, e: sqlite3.DatabaseError) -> StoreError:
     return StoreError(f"{path}: {e}")
 
 
-_FLOW_FIELDS = [c for c in FLOW_COLUMNS if c != "id"]
-_FLOW_DEFAULTS: dict[str, Any] = {"errors": 0, "warnings": 0, "marked": 0}
 # The next flow id: past every id in use and every id ever deleted (see _v3_marks).
 _NEXT_ID = (
     "SELECT max(coalesce((SELECT max(id) FROM flows), 0), "
     "coalesce((SELECT value FROM meta WHERE key = 'deleted_max_id'), 0)) + 1"
 )
-_INSERT_FLOW = f"INSERT INTO flows (id, {', '.join(_FLOW_FIELDS)}) VALUES (?{', ?' * len(_FLOW_FIELDS)})"
+_INSERT_FLOW = f"INSERT INTO flows (id, {', '.join(flow_row.COLUMNS)}) VALUES (?{', ?' * len(flow_row.COLUMNS)})"
 _INSERT_BODY = "INSERT INTO bodies (flow_id, side, text, data) VALUES (?, ?, ?, ?)"
 _FINDING_FIELDS = [c for c in FINDING_COLUMNS if c not in ("id", "flow_id")]
 _INSERT_FINDING = (
@@ -507,10 +506,7 @@ def insert_rows(db: Database, batch: Sequence[Ingested], seen_at: float) -> list
     ids = list(range(first, first + len(batch)))
     conn.executemany(
         _INSERT_FLOW,
-        [
-            (fid, *(item.flow.get(c, _FLOW_DEFAULTS.get(c)) for c in _FLOW_FIELDS))
-            for fid, item in zip(ids, batch, strict=True)
-        ],
+        [(fid, *flow_row.values(item.flow)) for fid, item in zip(ids, batch, strict=True)],
     )
     conn.executemany(
         _INSERT_BODY,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.ingest.facts import failure
+from inspector.ingest.xero_facts import failure
 from inspector.store.query import Where
 
 Headers = list[tuple[str, str]]
@@ -20,6 +20,9 @@ Headers = list[tuple[str, str]]
 
 @dataclass(frozen=True, slots=True)
 class StoredFlow:
+    """One flow read back whole: its row as SQLite returns it (every column, by name), its
+    bodies, findings and replays."""
+
     row: dict[str, Any]
     request_body: str | bytes | None = None
     response_body: str | bytes | None = None
@@ -48,7 +51,7 @@ class StoredFlow:
 
     @property
     def failure(self) -> str | None:
-        """Why this call failed (``facts.failure``), or None."""
+        """Why this call failed (``xero_facts.failure``), or None."""
         return failure(str(self.row["outcome"]), (f["rule"] for f in self.findings))
 
 

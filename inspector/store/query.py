@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import regex
 
-from inspector.ingest.facts import FAILING_RULES
 from inspector.ingest.findings import RULES
+from inspector.ingest.xero_facts import FAILING_RULES
 
 _REGEX_CHARS = set("^$*+?{}[]\\|()")
 _TOKEN_RE = re.compile(
@@ -188,7 +188,7 @@ _FAILING_RULES = ", ".join(f"'{r}'" for r in sorted(FAILING_RULES))
 
 
 def failure_sql(table: str = "flows") -> str:
-    """SQL for why a call failed (``facts.failure``: its outcome when not ok, else the failing
+    """SQL for why a call failed (``xero_facts.failure``: its outcome when not ok, else the failing
     rule it broke), NULL when it did not; ``table`` names the ``flows`` row."""
     return (
         f"coalesce(nullif({table}.outcome, 'ok'), (SELECT min(findings.rule) FROM findings "

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from inspector.ingest.facts import OUTCOMES
+from inspector.ingest.xero_facts import OUTCOMES
 from inspector.store.query import failed_sql
 from inspector.utils.text import plural, safe
 

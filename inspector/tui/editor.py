@@ -15,8 +15,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, OptionList, TextArea
 from textual.widgets.option_list import Option
 
-from inspector.commands.checkfiles import TargetError, check_file, target
 from inspector.commands.replay import Request
+from inspector.commands.validate_files import TargetError, check_file, target
 from inspector.ingest.catalog import Catalog
 from inspector.ingest.findings import Finding
 from inspector.ingest.record import Headers

@@ -18,7 +18,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from inspector.store.browse import FlowQuery, FlowRow, Reader
+from inspector.store.browse import FlowQuery, ListedFlow, Reader
 from inspector.tui.columns import Layout, fit, layout
 from inspector.tui.info import time_of_day
 from inspector.tui.messages import ColumnsChanged, FlowChosen, FlowHighlighted, PageLoaded
@@ -48,17 +48,17 @@ def human_size(n: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def resource_label(row: FlowRow) -> str:
+def resource_label(row: ListedFlow) -> str:
     if row.resource:
         return safe(f"{row.resource}/{row.operation}" if row.operation else row.resource)
     return safe(f"{row.host or ''}{row.path or ''}")
 
 
-def org_label(row: FlowRow, names: dict[str, str | None]) -> str:
+def org_label(row: ListedFlow, names: dict[str, str | None]) -> str:
     return safe(names.get(row.tenant_id or "") or row.tenant_id or "-")
 
 
-def content_widths(rows: list[FlowRow], names: dict[str, str | None]) -> dict[str, int]:
+def content_widths(rows: list[ListedFlow], names: dict[str, str | None]) -> dict[str, int]:
     """The widest cell of each column whose width follows its content."""
     return {
         "org": max((len(org_label(r, names)) for r in rows), default=0),
@@ -73,7 +73,7 @@ def header_text(cols: Layout) -> Text:
     return Text(" ".join(fit(c.title, w, c.right) for c, w in cols.widths), style="bold")
 
 
-def row_text(row: FlowRow, names: dict[str, str | None], cols: Layout) -> Text:
+def row_text(row: ListedFlow, names: dict[str, str | None], cols: Layout) -> Text:
     """One row: a cell for each column the layout shows, in its width."""
     style = OUTCOME_STYLE.get(row.outcome, "")
     findings = Text(" ").join(
@@ -130,7 +130,7 @@ class FlowList(ScrollView, can_focus=True):
         self.upto = 0  # the highest flow id counted into total
         self.generation = 0
         self.names: dict[str, str | None] = {}
-        self.pages: OrderedDict[int, list[FlowRow]] = OrderedDict()
+        self.pages: OrderedDict[int, list[ListedFlow]] = OrderedDict()
         self.pending: set[int] = set()
         self._highlighted: int | None = None
         # While a preview is shown: where its cursor opened, and a jump asked for meanwhile
@@ -144,7 +144,7 @@ class FlowList(ScrollView, can_focus=True):
 
     # -- data -------------------------------------------------------------------------
     def reset(
-        self, query: FlowQuery, total: int, upto: int, cursor: int | None, tail: list[FlowRow] | None = None
+        self, query: FlowQuery, total: int, upto: int, cursor: int | None, tail: list[ListedFlow] | None = None
     ) -> None:
         """Start over: a new filter, or rows deleted. ``tail``, the newest rows up to ``upto``
         if already read, fills the last page so the end of the list paints at once."""
@@ -164,13 +164,13 @@ class FlowList(ScrollView, can_focus=True):
         self._show_cursor()
         self.refresh()
 
-    def preview(self, query: FlowQuery, rows: list[FlowRow], cursor: int, upto: int) -> None:
+    def preview(self, query: FlowQuery, rows: list[ListedFlow], cursor: int, upto: int) -> None:
         """A new filter's first rows, shown as the whole list until settle() brings the count."""
         self.reset(query, len(rows), upto, cursor, rows)
         self.counted = False
         self._anchor, self._wanted = cursor, None
 
-    def settle(self, query: FlowQuery, total: int, upto: int, cursor: int | None, tail: list[FlowRow]) -> None:
+    def settle(self, query: FlowQuery, total: int, upto: int, cursor: int | None, tail: list[ListedFlow]) -> None:
         """The count behind the preview: its rows take their place in the whole list, ending at
         ``cursor`` (the flow kept) or at the newest. Where the user moved meanwhile, by keys or
         by a jump, is kept: the count must not pull the cursor back from under them."""
@@ -213,7 +213,7 @@ class FlowList(ScrollView, can_focus=True):
             self._measure(rows)
         self.refresh()
 
-    def _measure(self, rows: list[FlowRow]) -> None:
+    def _measure(self, rows: list[ListedFlow]) -> None:
         seen = content_widths(rows, self.names)
         if any(w > self.content.get(k, 0) for k, w in seen.items()):
             self.content = {k: max(w, self.content.get(k, 0)) for k, w in seen.items()}
@@ -226,14 +226,14 @@ class FlowList(ScrollView, can_focus=True):
             self.refresh()
             self.post_message(ColumnsChanged(cols))
 
-    def row_at(self, index: int) -> FlowRow | None:
+    def row_at(self, index: int) -> ListedFlow | None:
         rows = self.pages.get(index // PAGE)
         if rows is None or index % PAGE >= len(rows):
             return None
         return rows[index % PAGE]
 
     @property
-    def selected(self) -> FlowRow | None:
+    def selected(self) -> ListedFlow | None:
         return self.row_at(self.cursor) if self.cursor >= 0 else None
 
     def _want(self, page: int) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from inspector.store.browse import FlowQuery, FlowRow, RecorderStatus, TenantStats
+from inspector.store.browse import FlowQuery, ListedFlow, RecorderStatus, TenantStats
 from inspector.store.flows import StoredFlow
 from inspector.tui.columns import Layout
 from inspector.tui.document import Document
@@ -23,7 +23,7 @@ class ColumnsChanged(Message):
 class PageLoaded(Message):
     generation: int
     page: int
-    rows: list[FlowRow]
+    rows: list[ListedFlow]
 
 
 @dataclass
@@ -33,7 +33,7 @@ class FilterPreview(Message):
 
     generation: int
     query: FlowQuery
-    rows: list[FlowRow]
+    rows: list[ListedFlow]
     cursor: int
     max_id: int
 
@@ -47,7 +47,7 @@ class FilterApplied(Message):
     total: int
     max_id: int
     cursor: int | None  # where the previously selected flow now is, if it is still shown
-    tail: list[FlowRow]  # the newest rows up to max_id, when the preview read them (else [])
+    tail: list[ListedFlow]  # the newest rows up to max_id, when the preview read them (else [])
 
 
 @dataclass

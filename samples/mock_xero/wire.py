@@ -99,7 +99,7 @@ def problem(status: int, title: str, detail: str, headers: list[tuple[str, str]]
 
 def parse_xml(body: bytes) -> etree._Element | None:
     """The request's XML, whether raw or in an `xml=` form field; None when not well-formed."""
-    from inspector.ingest.bodies import sniff
+    from inspector.ingest.decoding import sniff
 
     sniffed = sniff(body)
     return xmlsafe.try_parse(sniffed.xml) if sniffed.xml else None

@@ -65,9 +65,8 @@ def build(path: Path, count: int) -> float:
             for j in range(i, min(count, i + BATCH)):
                 k = kinds[j % KINDS]
                 shift = (j - j % KINDS) * traffic.step
-                flow = {**k.flow, "started_at": k.flow["started_at"] + shift}
-                if flow.get("ended_at") is not None:
-                    flow["ended_at"] += shift
+                ended = k.flow.ended_at + shift if k.flow.ended_at is not None else None
+                flow = dataclasses.replace(k.flow, started_at=k.flow.started_at + shift, ended_at=ended)
                 batch.append(dataclasses.replace(k, flow=flow))
             insert(db, batch, time.time())
             i += len(batch)

@@ -6,7 +6,7 @@ import zlib
 import brotli
 import pytest
 
-from inspector.ingest.bodies import DecodeError, decode_content, form_field, sniff, zstd
+from inspector.ingest.decoding import DecodeError, decode_content, form_field, sniff, zstd
 
 XML = b"<Job><Name>Audit</Name><ClientID>24097642</ClientID></Job>"
 

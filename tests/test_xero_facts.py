@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from inspector.ingest import facts, xmlsafe
+from inspector.ingest import xero_facts, xmlsafe
 from inspector.ingest.redact import fingerprint
 
 
@@ -14,8 +14,8 @@ def jwt(claims: dict) -> str:
     return f"eyJhbGciOiJSUzI1NiJ9.{part}.c2ln"
 
 
-def xml_verdict(text: str) -> facts.BodyVerdict:
-    return facts.read_xml_answer(xmlsafe.try_parse(text.encode()))
+def xml_verdict(text: str) -> xero_facts.BodyVerdict:
+    return xero_facts.read_xml_answer(xmlsafe.try_parse(text.encode()))
 
 
 def test_rate_limit_headers_any_case() -> None:
@@ -26,12 +26,12 @@ def test_rate_limit_headers_any_case() -> None:
         ("Retry-After", "42"),
         ("X-Rate-Limit-Problem", "minute"),
     )
-    assert facts.rate_limits(h) == facts.RateLimits(4990, 3, 9990, 42, "minute")
-    assert facts.rate_limits((("x-minlimit-remaining", "lots"),)).minute_remaining is None
+    assert xero_facts.rate_limits(h) == xero_facts.RateLimits(4990, 3, 9990, 42, "minute")
+    assert xero_facts.rate_limits((("x-minlimit-remaining", "lots"),)).minute_remaining is None
 
 
 def test_token_facts_from_a_bearer_jwt() -> None:
-    t = facts.token_facts(
+    t = xero_facts.token_facts(
         "Bearer "
         + jwt(
             {
@@ -43,24 +43,24 @@ def test_token_facts_from_a_bearer_jwt() -> None:
             }
         )
     )
-    assert t == facts.TokenFacts(1700001800, 1700000000, ("practicemanager", "offline_access"), "CID", "U1")
-    assert facts.token_facts("Bearer " + jwt({"scope": "a b"})).scopes == ("a", "b")  # type: ignore[union-attr]
+    assert t == xero_facts.TokenFacts(1700001800, 1700000000, ("practicemanager", "offline_access"), "CID", "U1")
+    assert xero_facts.token_facts("Bearer " + jwt({"scope": "a b"})).scopes == ("a", "b")  # type: ignore[union-attr]
     for not_a_jwt in (None, "", "Basic abc", "Bearer opaque-token", "Bearer a.%%%.c", "Bearer " + jwt([1])):  # type: ignore[arg-type]
-        assert facts.token_facts(not_a_jwt) is None
+        assert xero_facts.token_facts(not_a_jwt) is None
 
 
 def test_tenant_from_header_or_from_the_key_that_names_it() -> None:
-    assert facts.tenant_id((("Xero-Tenant-Id", " T1 "),), "", None) == "T1"
-    assert facts.tenant_id((), "apiKey=P&xeroKey=CUSTOMER", "xeroKey") == fingerprint("CUSTOMER")
-    assert facts.tenant_id((), "xeroKey=redacted:sha256:00000000", "xeroKey") == "redacted:sha256:00000000"
-    assert facts.tenant_id((), "apiKey=P", "xeroKey") is None
+    assert xero_facts.tenant_id((("Xero-Tenant-Id", " T1 "),), "", None) == "T1"
+    assert xero_facts.tenant_id((), "apiKey=P&xeroKey=CUSTOMER", "xeroKey") == fingerprint("CUSTOMER")
+    assert xero_facts.tenant_id((), "xeroKey=redacted:sha256:00000000", "xeroKey") == "redacted:sha256:00000000"
+    assert xero_facts.tenant_id((), "apiKey=P", "xeroKey") is None
 
 
 def test_xpm_error_in_a_200() -> None:
     v = xml_verdict(
         '<Response api-method="Delete"><Status>ERROR</Status><ErrorDescription>Invalid job identifier</ErrorDescription></Response>'
     )
-    assert v.api_status == "ERROR" and v.error == facts.ApiError("xpm-status", "Invalid job identifier")
+    assert v.api_status == "ERROR" and v.error == xero_facts.ApiError("xpm-status", "Invalid job identifier")
     ok = xml_verdict('<Response api-method="List"><Status>OK</Status><Jobs/></Response>')
     assert (ok.api_status, ok.error) == ("OK", None)
 
@@ -86,7 +86,7 @@ def test_summarize_errors_false_batch_in_xml_and_json() -> None:
     )
     assert v.error is not None and v.error.kind == "validation"
     assert v.error.message == "1 of 2 elements failed validation: Bad" and v.error.details[0]["index"] == 1
-    j = facts.read_json_answer(
+    j = xero_facts.read_json_answer(
         json.dumps(
             {"Status": "OK", "Invoices": [{"ValidationErrors": []}, {"ValidationErrors": [{"Message": "Bad"}]}]}
         ).encode()
@@ -133,33 +133,33 @@ def test_network_errors_form() -> None:
     ],
 )
 def test_json_error_shapes(doc: dict, kind: str, message: str) -> None:
-    v = facts.read_json_answer(json.dumps(doc).encode())
+    v = xero_facts.read_json_answer(json.dumps(doc).encode())
     assert v.error is not None and (v.error.kind, v.error.message) == (kind, message)
 
 
 def test_html_instead_of_an_api_answer() -> None:
-    v = facts.read_html_answer(b"<html><head><title>Login | Xero</title></head></html>")
-    assert v.error == facts.ApiError("html", "an HTML page instead of an API answer: Login | Xero")
+    v = xero_facts.read_html_answer(b"<html><head><title>Login | Xero</title></head></html>")
+    assert v.error == xero_facts.ApiError("html", "an HTML page instead of an API answer: Login | Xero")
 
 
 def test_not_well_formed_xml_is_no_verdict() -> None:
-    assert facts.read_xml_answer(xmlsafe.try_parse(b"<Response><Status>ERROR")) == facts.BodyVerdict()
+    assert xero_facts.read_xml_answer(xmlsafe.try_parse(b"<Response><Status>ERROR")) == xero_facts.BodyVerdict()
 
 
 @pytest.mark.parametrize(
     ("status", "error", "api_error", "outcome"),
     [
         (200, None, None, "ok"),
-        (200, None, facts.ApiError("xpm-status", "x"), "api-error"),
-        (302, None, facts.ApiError("html", "x"), "api-error"),
-        (400, None, facts.ApiError("api-exception", "x"), "http-error"),
+        (200, None, xero_facts.ApiError("xpm-status", "x"), "api-error"),
+        (302, None, xero_facts.ApiError("html", "x"), "api-error"),
+        (400, None, xero_facts.ApiError("api-exception", "x"), "http-error"),
         (403, None, None, "http-error"),
         (429, None, None, "rate-limited"),
         (None, "Connection refused", None, "transport-error"),
     ],
 )
-def test_outcome(status: int | None, error: str | None, api_error: facts.ApiError | None, outcome: str) -> None:
-    assert facts.outcome(status, error, api_error) == outcome
+def test_outcome(status: int | None, error: str | None, api_error: xero_facts.ApiError | None, outcome: str) -> None:
+    assert xero_facts.outcome(status, error, api_error) == outcome
 
 
 def test_connections_fill_tenants() -> None:
@@ -176,7 +176,7 @@ def test_connections_fill_tenants() -> None:
             {"nope": 1},
         ]
     ).encode()
-    assert facts.connections(body) == [
+    assert xero_facts.connections(body) == [
         {
             "id": "t1",
             "name": "Demo",
@@ -186,7 +186,7 @@ def test_connections_fill_tenants() -> None:
             "updated_at": "2025",
         }
     ]
-    assert facts.connections(b"not json") == [] and facts.connections(b'{"a": 1}') == []
+    assert xero_facts.connections(b"not json") == [] and xero_facts.connections(b'{"a": 1}') == []
 
 
 def test_xml_is_parsed_without_entities_or_dtds(tmp_path) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from inspector.ingest import facts
-from inspector.ingest.bodies import sniff
+from inspector.ingest import xero_facts
 from inspector.ingest.catalog import BodySchema, Catalog, Classification
+from inspector.ingest.decoding import sniff
 from inspector.ingest.findings import Finding
 from inspector.ingest.rules import answer_findings
 from inspector.ingest.validate import Validator
@@ -82,7 +82,7 @@ def check_file(validator: Validator, t: Target, data: bytes) -> list[Finding]:
     checked = validator.check(sniffed.xml, t.schema, t.side)
     found = list(checked.findings)
     if t.side == "response" and checked.root is not None:
-        found += answer_findings(facts.read_xml_answer(checked.root), checked.root)
+        found += answer_findings(xero_facts.read_xml_answer(checked.root), checked.root)
     return found
 
 
