@@ -600,6 +600,7 @@ ACCEPTED: dict[tuple[str, str, str], tuple[str, str, bool]] = {
     ("POST", "client.api", "delete"): ("Delete", "Client", False),
     ("POST", "client.api", "addrelationship"): ("AddRelationship", "Relationship", True),
     ("POST", "client.api", "updaterelationship"): ("UpdateRelationship", "Relationship", False),
+    ("PUT", "client.api", "updaterelationship"): ("UpdateRelationship", "Relationship", False),  # v3.1 spec's method
     ("POST", "client.api", "deleterelationship"): ("DeleteRelationship", "Relationship", False),
     ("POST", "clientgroup.api", "add"): ("Add", "Group", True),
     ("PUT", "clientgroup.api", "members"): ("Members", "Group", False),
