@@ -4,11 +4,13 @@
     mitmproxy -s addons/xero_inspector.py      mitmweb -s addons/xero_inspector.py
 
 Options: inspector_db, inspector_redirect, inspector_hosts, inspector_catalog,
-inspector_keep_secrets, inspector_only_xero (see `mitmdump --options`).
+inspector_keep_secrets, inspector_only_xero, inspector_fault, inspector_faults_file
+(see `mitmdump --options`).
 This file only wires the addons; everything lives in the `inspector` package.
 """
 
 try:
+    from inspector.proxy.faults import Faults
     from inspector.proxy.recorder import Recorder
     from inspector.proxy.redirect import Redirect
     from inspector.proxy.xero_scope import XeroScope
@@ -19,4 +21,4 @@ except ImportError as e:  # mitmdump from another Python than the one xero-inspe
     ) from e
 
 _scope = XeroScope()
-addons = [_scope, Recorder(_scope), Redirect(_scope)]
+addons = [_scope, Recorder(_scope), Faults(_scope), Redirect(_scope)]

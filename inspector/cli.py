@@ -184,6 +184,20 @@ def _recording_options(fn: F) -> F:
             type=click.Path(exists=True, dir_okay=False),
             help="Extra endpoint catalog (TOML); repeatable.",
         ),
+        click.option(
+            "--fault",
+            "faults",
+            multiple=True,
+            metavar="RULE",
+            help="Make Xero fail on purpose: 'KIND [OPTIONS] [FILTER] [times N | every N | p=X]'; repeatable "
+            "(e.g. --fault 'rate-limit ~res job.api times 1'). See the README's 'Make Xero fail on purpose'.",
+        ),
+        click.option(
+            "--faults",
+            "faults_file",
+            type=click.Path(exists=True, dir_okay=False),
+            help='A TOML file of fault rules: faults = ["...", ...].',
+        ),
     ]
     return _with_options(fn, options)
 
@@ -215,6 +229,8 @@ def proxy(
     no_validate: bool,
     catalogs: tuple[str, ...],
     hosts: tuple[str, ...],
+    faults: tuple[str, ...],
+    faults_file: str | None,
     quiet: bool,
     verbose: bool,
     parent_pid: int | None,
@@ -249,6 +265,8 @@ def proxy(
         catalogs=catalogs,
         hosts=hosts,
         flow_log=not quiet,
+        faults=faults,
+        faults_file=faults_file or "",
         verbose=verbose,
         parent_pid=parent_pid,
     )
@@ -443,6 +461,8 @@ def up(
     confdir: str,
     keep_secrets: bool,
     catalogs: tuple[str, ...],
+    faults: tuple[str, ...],
+    faults_file: str | None,
     token: str | None,
 ) -> None:
     """The proxy (in its own process) and the browser together; quitting the browser stops the proxy.
@@ -463,6 +483,9 @@ def up(
     args = ["--confdir", confdir] + (["--allow-remote"] if allow_remote else [])
     args += ["--redirect", redirect] if redirect else []
     args += ["--upstream-ca", upstream_ca] if upstream_ca else []
+    for rule in faults:
+        args += ["--fault", rule]
+    args += ["--faults", faults_file] if faults_file else []
     args += ["--keep-secrets"] if keep_secrets else []
     for c in catalogs:
         args += ["--catalog", c]

@@ -12,6 +12,7 @@ from mitmproxy import exceptions, http
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import taddons, tflow
 
+from inspector.proxy.faults import Faults
 from inspector.proxy.recorder import Recorder
 from inspector.proxy.redirect import Redirect
 from inspector.proxy.xero_scope import XeroScope
@@ -150,5 +151,5 @@ def test_the_script_loads_as_mitmproxy_loads_it(tmp_path: Path, monkeypatch: pyt
         tctx.configure(module.addons[1], inspector_db="elsewhere.db")
     assert list(tmp_path.iterdir()) == []  # loaded and configured, never run: no ./flows.db, nothing
     kinds = [type(a) for a in module.addons]
-    assert kinds == [XeroScope, Recorder, Redirect]
-    assert module.addons[1].scope is module.addons[0] is module.addons[2].scope
+    assert kinds == [XeroScope, Recorder, Faults, Redirect]
+    assert module.addons[1].scope is module.addons[0] is module.addons[2].scope is module.addons[3].scope

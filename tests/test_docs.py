@@ -49,8 +49,20 @@ def test_every_command_is_in_the_readme() -> None:
         assert f"xero-inspector {name}" in README, name
 
 
+def test_the_readme_faults_file_loads(tmp_path: Path) -> None:
+    from inspector.proxy.fault_rules import load_file
+
+    (example,) = [b for b in code_blocks("toml") if b.startswith("faults =")]
+    path = tmp_path / "faults.toml"
+    path.write_text(example)
+    assert [r.describe() for r in load_file(path)] == [
+        "token-expired ~api xpm every 10",
+        "wrong-tenant ~res client.api times 1",
+    ]
+
+
 def test_the_readme_catalog_example_loads_and_checks_bodies(tmp_path: Path) -> None:
-    (example,) = code_blocks("toml")
+    (example,) = [b for b in code_blocks("toml") if not b.startswith("faults =")]
     (xsd,) = code_blocks("xml")
     path = tmp_path / "my.toml"
     path.write_text(example)

@@ -4,6 +4,7 @@ import gzip
 import json
 import time
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -145,7 +146,7 @@ def test_timestamps_and_sizes_when_nothing_was_captured() -> None:
     assert time.time() > f.started_at
 
 
-def test_the_typed_row_is_the_flows_table() -> None:
+def test_the_typed_row_is_the_flows_table(tmp_path: Path) -> None:
     """A field without a column, a column without a field, or a type that differs fails here."""
     from typing import get_type_hints
 
@@ -158,7 +159,7 @@ def test_the_typed_row_is_the_flows_table() -> None:
     for column, kind in FLOW_COLUMNS.items():
         if column != "id":
             assert kind in typing.get_args(hints[column]) or hints[column] is kind, column
-    with open_db(":memory:") as db:  # the table the migrations really make, not the list
+    with open_db(tmp_path / "flows.db") as db:  # the table the migrations really make, not the list
         assert sorted(c.name for c in db.table("flows").columns) == sorted(["id", *COLUMNS])
 
 
@@ -177,7 +178,7 @@ def test_ingest_fills_every_column_and_drops_nothing_a_record_carries(monkeypatc
     ingest = Ingest(CATALOG)
     token = jwt({"exp": 1, "client_id": "C", "sub": "U", "scope": ["a"]})
     rows = [
-        ingest(record(response_http_version="HTTP/2.0", source="proxy")).flow,
+        ingest(record(response_http_version="HTTP/2.0", source="proxy", injected="xpm-error")).flow,
         ingest(
             record(
                 url="https://api.xero.com/practicemanager/3.0/job.api/get/J1?detailed=true",

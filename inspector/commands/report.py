@@ -25,9 +25,10 @@ from inspector.utils.text import json_safe, plural, safe
 
 def summary(r: Report) -> str:
     scope = f" matching {r.filter!r}" if r.filter else ""
+    left_out = f"; {plural(r.injected, 'injected answer')} left out (~injected)" if r.injected else ""
     return (
         f"{plural(r.flows, 'flow')}{scope}: {r.failed_calls} failed, {r.flows_with_findings} with findings "
-        f"({plural(r.errors, 'error')}, {plural(r.warnings, 'warning')})"
+        f"({plural(r.errors, 'error')}, {plural(r.warnings, 'warning')}){left_out}"
     )
 
 

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from inspector.ingest import rules, xero_facts, xmlsafe
-from inspector.ingest.catalog import BodySchema, Catalog
+from inspector.ingest.catalog import BodySchema, Catalog, Classification
 from inspector.ingest.decoding import DEFAULT_MAX_BODY, DecodeError, as_text, decode_content, sniff
 from inspector.ingest.findings import Finding, counts
-from inspector.ingest.record import FlowRecord, Headers, header
+from inspector.ingest.record import FlowRecord, Headers, TokenFacts, header
 from inspector.ingest.redact import Redactor
 from inspector.ingest.row import BodyColumns, FlowRow
 from inspector.ingest.validate import SchemaLoadError, Validator
@@ -126,12 +126,7 @@ class Ingest:
 
         error = verdict.error
         row = _exchange_row(rec, url, req_headers, resp_headers, xero_facts.outcome(rec.status, rec.error, error))
-        row.family = cls.family
-        row.resource = cls.resource
-        row.operation = cls.operation
-        row.endpoint = cls.endpoint
-        row.path_params = json.dumps(cls.params) if cls.params else None
-        row.tenant_id = tenant
+        _describe(row, cls, tenant, token)
         row.correlation_id = header(rec.response_headers, "xero-correlation-id")
         row.rl_day_remaining = limits.day_remaining
         row.rl_minute_remaining = limits.minute_remaining
@@ -142,15 +137,32 @@ class Ingest:
         if error:
             row.api_error, row.api_error_kind = error.message, error.kind
             row.api_error_details = json.dumps(error.details) if error.details else None
-        if token:
-            row.token_exp, row.token_client_id, row.token_user_id = token.exp, token.client_id, token.user_id
-            row.token_scopes = " ".join(token.scopes) if token.scopes else None
         row.redactions = redactor.count
         row.errors, row.warnings = errors, warnings
         row.request = _body_columns(req, rec.request_headers)
         row.response = _body_columns(resp, rec.response_headers)
         bodies = [_body_row(side, body) for side, body in (("request", req), ("response", resp)) if body.data]
         return Ingested(row, bodies, tenants, [f.row() for f in found])
+
+    def request_row(self, rec: FlowRecord, with_body: bool = True) -> tuple[FlowRow, str | None]:
+        """What the request alone says, as its row will say it, and its body as text: how a
+        live filter (a fault rule) sees a call still on its way. No answer, no findings, no
+        schema, and no redaction (fingerprinting a token is the dearest step, and this row is
+        never stored): a fraction of ``__call__``'s work, paid before the call may leave."""
+        parts = urlsplit(rec.url)
+        cls = self.catalog.classify(rec.method, (parts.hostname or "").lower(), parts.path)
+        fam = self.catalog.family(cls.family)
+        token = xero_facts.token_facts(header(rec.request_headers, "authorization")) or rec.token
+        tenant = xero_facts.tenant_id(rec.request_headers, parts.query, fam.tenant_param if fam else None)
+        outcome = xero_facts.outcome(rec.status, rec.error, None)
+        row = _exchange_row(rec, rec.url, rec.request_headers, None, outcome)
+        _describe(row, cls, tenant, token)
+        if not with_body:  # no filter asks for it: not decoded, not sniffed
+            row.request = BodyColumns(content_type=header(rec.request_headers, "content-type"))
+            return row, None
+        body = self._body(rec.request_body, rec.request_headers, not rec.content_decoded)
+        row.request = _body_columns(body, rec.request_headers)
+        return row, as_text(body.data) if body.data else None
 
     @property
     def _hosts(self) -> frozenset[str]:
@@ -278,7 +290,19 @@ def _exchange_row(
         request_headers=json.dumps(req_headers),
         response_headers=json.dumps(resp_headers) if resp_headers is not None else None,
         response_http_version=rec.response_http_version,
+        injected=rec.injected,
     )
+
+
+def _describe(row: FlowRow, cls: Classification, tenant: str | None, token: TokenFacts | None) -> None:
+    """What the catalog and the request's headers say of the call: the same for a stored row
+    and a live one."""
+    row.family, row.resource, row.operation, row.endpoint = cls.family, cls.resource, cls.operation, cls.endpoint
+    row.path_params = json.dumps(cls.params) if cls.params else None
+    row.tenant_id = tenant
+    if token:
+        row.token_exp, row.token_client_id, row.token_user_id = token.exp, token.client_id, token.user_id
+        row.token_scopes = " ".join(token.scopes) if token.scopes else None
 
 
 def _body_columns(body: Body, headers: Headers | None) -> BodyColumns:

@@ -57,6 +57,8 @@ class FlowRecord:
     # The claims of a token that reached us already redacted (an export that carried them),
     # so an imported call is judged on its token as the original was.
     token: TokenFacts | None = None
+    # A fault rule's kind when xero-inspector, not Xero, shaped this exchange (proxy --fault).
+    injected: str | None = None
 
     @property
     def body_bytes(self) -> int:

@@ -85,6 +85,7 @@ class FlowRow:
     marked: int = 0
     comment: str | None = None
     response_http_version: str | None = None
+    injected: str | None = None  # the fault rule's kind, when the answer (or its timing) was ours
 
 
 def _paths() -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from inspector.ingest.record import FlowRecord, Headers
 # flow.metadata keys: what the app asked for, taken before any addon rewrites the request.
 ASKED = "xero_inspector.asked"
 RECORDED = "xero_inspector.recorded"
+INJECTED = "xero_inspector.injected"  # set by the Faults addon: the rule's kind
 
 
 def snapshot_request(flow: http.HTTPFlow) -> None:
@@ -52,6 +53,7 @@ def to_record(flow: http.HTTPFlow) -> FlowRecord:
         response_headers=_headers(resp.headers.fields) if resp is not None else None,
         response_body=resp.raw_content if resp is not None else None,
         error=err.msg if err is not None else None,
+        injected=flow.metadata.get(INJECTED),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from inspector import __version__
 from inspector.proxy.ca import ca_cert_path
+from inspector.proxy.faults import Faults
 from inspector.proxy.recorder import Recorder
 from inspector.proxy.redirect import Redirect
 from inspector.proxy.xero_scope import XeroScope
@@ -42,6 +43,8 @@ class ProxySettings:
     catalogs: Sequence[str] = ()
     hosts: Sequence[str] = ()
     flow_log: bool = True
+    faults: Sequence[str] = ()
+    faults_file: str = ""
     verbose: bool = False
     parent_pid: int | None = None  # stop when this process is no longer our parent
     extra_options: dict[str, Any] = field(default_factory=dict)
@@ -60,6 +63,8 @@ class ProxySettings:
             "inspector_catalog": list(self.catalogs),
             "inspector_hosts": list(self.hosts),
             "inspector_flow_log": self.flow_log,
+            "inspector_fault": list(self.faults),
+            "inspector_faults_file": self.faults_file,
         }
         if self.upstream_ca:
             opts["ssl_verify_upstream_trusted_ca"] = self.upstream_ca
@@ -73,6 +78,8 @@ _FLAGS = {
     "inspector_catalog": "--catalog",
     "inspector_hosts": "--hosts",
     "inspector_keep_secrets": "--keep-secrets",
+    "inspector_fault": "--fault",
+    "inspector_faults_file": "--faults",
     "ssl_verify_upstream_trusted_ca": "--upstream-ca",
     "confdir": "--confdir",
 }
@@ -104,6 +111,8 @@ class Banner:
         ]
         if s.redirect:
             lines.append(f"  redirect  every Xero request goes to {s.redirect}")
+        if s.faults or s.faults_file:
+            lines.append("  faults    injected as the rules above say (~injected finds them)")
         if s.keep_secrets:
             lines.append("  secrets   KEPT as they are (--keep-secrets)")
         if s.mode == "regular":
@@ -124,7 +133,7 @@ async def serve(settings: ProxySettings) -> int:
     opts = options.Options()
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     scope = XeroScope()
-    master.addons.add(scope, Recorder(scope), Redirect(scope), Banner(settings, scope))
+    master.addons.add(scope, Recorder(scope), Faults(scope), Redirect(scope), Banner(settings, scope))
     try:
         opts.update(**settings.mitmproxy_options())
     except exceptions.OptionsError as e:

@@ -369,4 +369,6 @@ def flow_line(flow_id: int, row: FlowRow) -> str:
     errors, warnings = row.errors, row.warnings
     if errors or warnings:
         line += f" · {plural(errors, 'error')}, {plural(warnings, 'warning')}"
+    if row.injected:
+        line += f" · injected: {row.injected}"
     return safe(line)

@@ -109,6 +109,7 @@ FLOW_COLUMNS: dict[str, type] = {
     "marked": int,
     "comment": str,
     "response_http_version": str,
+    "injected": str,
 }
 FINDING_COLUMNS: dict[str, type] = {
     "id": int,
@@ -285,6 +286,12 @@ def _v7_response_http_version(db: Database) -> None:
     db.execute("ALTER TABLE flows ADD COLUMN response_http_version TEXT")
 
 
+def _v8_injected(db: Database) -> None:
+    """Faults on purpose (proxy --fault): which answers xero-inspector made, so that nothing
+    mistakes them for Xero's."""
+    db.execute("ALTER TABLE flows ADD COLUMN injected TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_initial,
     _v2_findings,
@@ -293,6 +300,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v5_status_by_id,
     _v6_failed_means_failed,
     _v7_response_http_version,
+    _v8_injected,
 )
 VIEWS = ("failed_calls", "schema_violations", "rate_limits", "endpoint_summary")
 SCHEMA_VERSION = len(MIGRATIONS)

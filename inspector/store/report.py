@@ -85,14 +85,37 @@ class Report:
     groups: list[Group]
     failed_calls: int = 0
     failures: list[Failure] = field(default_factory=list)
+    injected: int = 0  # answers fault rules made in the filter's scope, left out (not Xero's)
 
     def failed(self, fail_on: str) -> bool:
         """A failed call counts as an error: it fails the report unless --fail-on never."""
         return fails(fail_on, self.errors + self.failed_calls, self.warnings)
 
 
-def build(conn: sqlite3.Connection, db_name: str, filter_expr: str | None = None) -> Report:
+# An answer a fault rule made (proxy --fault) is not Xero's; a delayed one still is.
+_OURS = "injected IS NOT NULL AND injected != 'delay'"
+
+
+def _asks_for_injected(filter_expr: str | None) -> bool:
+    return bool(filter_expr) and "~injected" in str(filter_expr)
+
+
+def scope(filter_expr: str | None) -> query.Where:
+    """The flows a report covers: the filter's, less the answers fault rules made, unless the
+    filter asks for those (~injected)."""
     where = query.compile_filter(filter_expr)
+    if _asks_for_injected(filter_expr):
+        return where
+    return query.Where(f"({where.sql}) AND NOT ({_OURS})", where.params)
+
+
+def build(conn: sqlite3.Connection, db_name: str, filter_expr: str | None = None) -> Report:
+    where = scope(filter_expr)
+    injected = 0
+    if not _asks_for_injected(filter_expr):
+        asked = query.compile_filter(filter_expr)
+        sql = f"SELECT count(*) FROM flows WHERE ({asked.sql}) AND {_OURS}"
+        injected = conn.execute(sql, asked.params).fetchone()[0]
     flows = f"SELECT id FROM flows WHERE {where.sql}"
     total, with_findings = conn.execute(
         f"SELECT count(*), sum(errors + warnings > 0) FROM flows WHERE {where.sql}", where.params
@@ -147,6 +170,7 @@ def build(conn: sqlite3.Connection, db_name: str, filter_expr: str | None = None
         groups=groups,
         failed_calls=sum(f.calls for f in failures),
         failures=failures,
+        injected=injected,
     )
 
 
@@ -182,7 +206,7 @@ _FLOW_FIELDS = ("id", "family", "method", "url", "endpoint", "duration_ms", "sta
 
 def flows_with_findings(conn: sqlite3.Connection, r: Report) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Every flow in the report's scope with why it failed and its findings, streamed in one query (for JUnit)."""
-    where = query.compile_filter(r.filter)
+    where = scope(r.filter)
     outgoing = Redactor()
     cursor = conn.execute(
         "SELECT f.id, f.family, f.method, f.url, coalesce(nullif(f.endpoint, ''), f.path), f.duration_ms, f.status, "

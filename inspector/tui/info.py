@@ -68,6 +68,7 @@ def render(flow: StoredFlow) -> str:
         f"  outcome   {escape(r['outcome'])}  status {r['status'] if r['status'] is not None else '-'}",
         f"  Xero      {escape(r['api_status'] or '-')}  {escape(r['api_error'] or '')}",
         f"  correlation id  {escape(r['correlation_id'] or '-')}",
+        *_injected(r["injected"]),
         "",
         "[b]Token[/]",
         f"  {token_text(r)}",
@@ -95,6 +96,14 @@ def render(flow: StoredFlow) -> str:
     if r["comment"]:
         lines += ["", "[b]Comment[/]", f"  {escape(r['comment'])}"]
     return "\n".join(lines)
+
+
+def _injected(kind: str | None) -> list[str]:
+    if kind is None:
+        return []
+    if kind == "delay":
+        return [f"  [bold yellow]injected[/] {escape(kind)}: a fault rule held the call; the answer is Xero's"]
+    return [f"  [bold yellow]injected[/] {escape(kind)}: a fault rule made this answer, not Xero"]
 
 
 def _num(v: int | None) -> str:

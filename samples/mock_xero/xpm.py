@@ -676,3 +676,15 @@ ROUTES = {
         for key, (api_method, root, add) in ACCEPTED.items()
     },
 }
+
+
+def api_method(http_method: str, path: str) -> str:
+    """The api-method attribute Xero puts on the <Response> to this call (a fault rule's xpm-error
+    answers with it too): ``POST .../job.api/add`` -> "Add"."""
+    segments = [s for s in path.split("/") if s]
+    for i, resource in enumerate(segments):
+        if resource.endswith(".api"):
+            method = segments[i + 1] if i + 1 < len(segments) else ""
+            route = ROUTES.get((http_method, resource, method))
+            return route[0] if route else method[:1].upper() + method[1:]
+    return ""

@@ -142,6 +142,12 @@ def main() -> int:
         "--paced-rate", type=float, default=100, help="Then the same clients at this many requests/s in all (0: skip)."
     )
     ap.add_argument("--paced-requests", type=int, default=500)
+    ap.add_argument(
+        "--fault",
+        metavar="RULE",
+        help="Also run the recorder with this fault rule; one that matches none of the workload "
+        "(e.g. 'rate-limit ~res lead.api') shows what a rule costs the calls it leaves alone.",
+    )
     args = ap.parse_args()
 
     bindir = Path(sys.executable).parent
@@ -206,6 +212,12 @@ def main() -> int:
                     *("--set", "inspector_validate=false"),
                 ],
             }
+            if args.fault:
+                variants["recorder + fault rule"] = [
+                    *variants["mitmdump + recorder"],
+                    "--set",
+                    f"inspector_fault={args.fault}",
+                ]
             results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in variants}
             cpu: dict[str, list[float]] = {name: [] for name in variants}
             idle: dict[str, list[float]] = {name: [] for name in variants}
@@ -321,6 +333,13 @@ def report(
         f"CPU {statistics.median(cpu['mitmdump + recorder']) - statistics.median(cpu['recorder, no validation']):+.0f} "
         "us/request"
     )
+    if "recorder + fault rule" in summary:
+        rule_rps = summary["recorder + fault rule"][0]
+        print(
+            f"  fault rule {args.fault!r} / recorder: throughput ratio {rule_rps / ours_rps:.3f}, "
+            f"CPU {statistics.median(cpu['recorder + fault rule']) - statistics.median(cpu['mitmdump + recorder']):+.0f} "
+            "us/request"
+        )
     per_run = args.requests // args.concurrency * args.concurrency + args.concurrency  # with the warm-ups
     if args.paced_rate:
         per_run += args.paced_requests // args.concurrency * args.concurrency + args.concurrency
