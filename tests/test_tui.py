@@ -351,3 +351,30 @@ async def test_quitting_while_a_worker_reads_waits_for_it(db: Path, monkeypatch:
             fill(other, 1, Traffic(start=1_790_200_000.0))
         await until(pilot, reading.is_set)
     assert len(outcomes) == 1 and isinstance(outcomes[0], int), outcomes
+
+
+async def test_fault_rules_are_set_from_the_browser_into_the_file(db: Path) -> None:
+    from inspector.store import controls
+
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, app)
+        await pilot.press("i")
+        assert isinstance(app.screen, TextPrompt)
+        await pilot.press(*"rate-limit ~res job.api times 1; xpm-error ~m POST", "enter")
+        with open_for_reading(db) as conn:
+            await until(
+                pilot, lambda: controls.faults(conn) == ["rate-limit ~res job.api times 1", "xpm-error ~m POST"]
+            )
+        await pilot.press("i")  # shown as set, and a rule that does not parse changes nothing
+        assert app.screen.query_one(Input).value == "rate-limit ~res job.api times 1; xpm-error ~m POST"
+        app.screen.query_one(Input).value = "nope ~m GET"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        with open_for_reading(db) as conn:
+            assert controls.faults(conn) == ["rate-limit ~res job.api times 1", "xpm-error ~m POST"]
+        await pilot.press("i")
+        app.screen.query_one(Input).value = ""
+        await pilot.press("enter")  # empty: cleared
+        with open_for_reading(db) as conn:
+            await until(pilot, lambda: controls.faults(conn) == [])

@@ -287,3 +287,30 @@ def test_a_rule_is_logged_as_it_could_be_typed_again() -> None:
         shown = parse(text).describe()
         assert parse(shown).describe() == shown
     assert parse("rate-limit ~res job.api times 1").describe() == "rate-limit minute retry=60 ~res job.api times 1"
+
+
+def test_a_running_proxy_takes_the_rules_the_browser_wrote(tmp_path: Path, confdir: Path, upstream: MockXero) -> None:
+    from inspector.store import controls
+    from inspector.store.database import open_db
+
+    args = ["--redirect", upstream.url, "--upstream-ca", str(upstream.ca_path)]
+    proxy = ProxyProcess(tmp_path, confdir, args).start()
+    try:
+        with client(proxy) as http:
+            headers = {"xero-tenant-id": PRACTICE}
+            assert http.get(f"{XPM}/job.api/current", headers=headers).status_code == 401  # no token: Xero's
+            wait_for_rows(proxy.db, "select id from flows", 1)
+            with closing(open_db(proxy.db)) as db:  # what the browser's `i` does
+                controls.set_faults(db.conn, ["unavailable ~res job.api"])
+            deadline = time.monotonic() + WAIT
+            while (status := http.get(f"{XPM}/job.api/current", headers=headers).status_code) != 503:
+                assert time.monotonic() < deadline, f"the proxy never took the rule ({status})"
+                time.sleep(0.2)
+            with closing(open_db(proxy.db)) as db:
+                controls.set_faults(db.conn, [])
+            while http.get(f"{XPM}/job.api/current", headers=headers).status_code == 503:
+                assert time.monotonic() < deadline, "the proxy never dropped the rule"
+                time.sleep(0.2)
+    finally:
+        proxy.stop()
+    assert "fault rules from the browser: unavailable ~res job.api" in proxy.output()

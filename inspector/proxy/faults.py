@@ -4,13 +4,19 @@ A call to a Xero host is tested against the rules in order, in the request hook,
 leaves: the first rule that matches and fires answers in Xero's place (or delays the call, or
 drops it). The flow is marked, so the recorder stores it as injected and no report takes it
 for Xero's answer. With no rules, the hook returns at once.
+
+Rules come from the options (``--fault``, ``--faults``) and from the browser, which writes
+them into the recording (``store/controls.py``); a thread reads that every second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
@@ -20,6 +26,8 @@ from inspector.ingest.row import FlowRow
 from inspector.proxy import capture
 from inspector.proxy.fault_rules import FaultError, FaultRule, answer, load_file, parse
 from inspector.proxy.xero_scope import XeroScope
+from inspector.store import controls
+from inspector.store.database import StoreError, open_for_reading
 from inspector.store.live import LiveMatcher
 from inspector.store.query import Where
 from inspector.utils.first_traceback import FirstTraceback
@@ -28,17 +36,38 @@ from inspector.utils.text import safe
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Active:
+    """The rules in force, swapped whole (the poller thread writes, the event loop reads)."""
+
+    rules: list[FaultRule] = field(default_factory=list)
+    wheres: list[Where] = field(default_factory=list)
+    needs_body: bool = False
+
+    @classmethod
+    def of(cls, rules: list[FaultRule]) -> _Active:
+        wheres = [r.where for r in rules]
+        return cls(rules, wheres, LiveMatcher.reads_the_body(wheres))
+
+
 class Faults:
     """Answers, delays or drops Xero calls that match ``inspector_fault`` rules."""
 
     def __init__(self, scope: XeroScope) -> None:
         self.scope = scope
-        self.rules: list[FaultRule] = []
-        self._wheres: list[Where] = []
-        self._needs_body = False
+        self.active = _Active()
+        self._options: list[FaultRule] = []  # --fault and --faults
+        self._browser: list[FaultRule] = []  # set from the browser, read from the file
+        self._browser_texts: list[str] = []
         self._matcher: LiveMatcher | None = None
         self._ingest: Ingest | None = None
         self._first = FirstTraceback()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    @property
+    def rules(self) -> list[FaultRule]:
+        return self.active.rules
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -59,22 +88,68 @@ class Faults:
                 rules += load_file(ctx.options.inspector_faults_file)
         except FaultError as e:
             raise exceptions.OptionsError(str(e)) from e
-        self.rules = rules
-        self._wheres = [r.where for r in rules]
-        self._needs_body = LiveMatcher.reads_the_body(self._wheres)
+        self._options = rules
         for rule in rules:
             log.info("fault rule: %s", safe(rule.describe()))
+        self.active = _Active.of([*self._options, *self._browser])
+
+    def running(self) -> None:
+        db = getattr(ctx.options, "inspector_db", "")
+        if db and self._poller is None:
+            self._stop.clear()
+            self._poller = threading.Thread(target=self._poll, args=(Path(db),), name="faults-poller", daemon=True)
+            self._poller.start()
 
     def done(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+            self._poller = None
         if self._matcher is not None:
             self._matcher.close()
             self._matcher = None
 
+    def _poll(self, db: Path) -> None:
+        """Read the browser's rules from the file now and every second after (a file not
+        there yet is looked for again)."""
+        conn = None
+        try:
+            while True:
+                try:
+                    if conn is None and db.exists():
+                        conn = open_for_reading(db)
+                    if conn is not None:
+                        self.take(controls.faults(conn))
+                except StoreError as e:
+                    log.debug("fault rules from the browser not read: %s", e)
+                except Exception as e:  # never let the poller die quietly
+                    log.error("fault rules from the browser not read: %s", e, exc_info=self._first(e))
+                if self._stop.wait(controls.POLL_S):
+                    return
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def take(self, texts: list[str]) -> None:
+        """The browser's rules, when they changed: parsed (one that does not is logged and skipped)."""
+        if texts == self._browser_texts:
+            return
+        rules = []
+        for text in texts:
+            try:
+                rules.append(parse(text))
+            except FaultError as e:
+                log.error("fault rule from the browser skipped: %s", e)
+        self._browser, self._browser_texts = rules, texts
+        log.info("fault rules from the browser: %s", safe("; ".join(r.describe() for r in rules)) or "none")
+        self.active = _Active.of([*self._options, *self._browser])
+
     async def request(self, flow: http.HTTPFlow) -> None:
-        if not self.rules or flow.response is not None or not self.scope.hosts.matches(flow.request.pretty_host):
+        active = self.active
+        if not active.rules or flow.response is not None or not self.scope.hosts.matches(flow.request.pretty_host):
             return
         try:
-            rule, row = self._first_firing(flow)
+            rule, row = self._first_firing(flow, active)
         except Exception as e:  # a rule must never break the traffic: the call goes on untouched
             log.error("fault rules not applied to %s: %s", _where(flow), e, exc_info=self._first(e))
             return
@@ -91,14 +166,14 @@ class Faults:
             headers = http.Headers([(k.encode(), v.encode()) for k, v in made.headers])
             flow.response = http.Response.make(made.status, made.body, headers)
 
-    def _first_firing(self, flow: http.HTTPFlow) -> tuple[FaultRule | None, FlowRow]:
+    def _first_firing(self, flow: http.HTTPFlow, active: _Active) -> tuple[FaultRule | None, FlowRow]:
         """The first rule that matches this call and fires on it, and the call as a flow row."""
         if self._matcher is None:
             self._matcher = LiveMatcher()
         if self._ingest is None or self._ingest.catalog is not self.scope.catalog:
             self._ingest = Ingest(self.scope.catalog)  # no validator: a filter on findings sees none yet
-        row, text = self._ingest.request_row(capture.to_record(flow), self._needs_body)
-        for rule, hit in zip(self.rules, self._matcher.matches(row, self._wheres, text), strict=True):
+        row, text = self._ingest.request_row(capture.to_record(flow), active.needs_body)
+        for rule, hit in zip(active.rules, self._matcher.matches(row, active.wheres, text), strict=True):
             if hit and rule.fires():
                 return rule, row
         return None, row

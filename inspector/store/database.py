@@ -292,6 +292,11 @@ def _v8_injected(db: Database) -> None:
     db.execute("ALTER TABLE flows ADD COLUMN injected TEXT")
 
 
+def _v9_controls(db: Database) -> None:
+    """What the browser tells a running proxy (store/controls.py): the fault rules set in it."""
+    db.table("controls").create({"key": str, "value": str, "updated_at": float}, pk="key")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_initial,
     _v2_findings,
@@ -301,6 +306,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v6_failed_means_failed,
     _v7_response_http_version,
     _v8_injected,
+    _v9_controls,
 )
 VIEWS = ("failed_calls", "schema_violations", "rate_limits", "endpoint_summary")
 SCHEMA_VERSION = len(MIGRATIONS)

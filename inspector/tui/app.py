@@ -26,7 +26,8 @@ from inspector.commands import export
 from inspector.commands.diff import FlowDiff, compare
 from inspector.commands.replay import NeedsToken, Prepared, ReplayError, Request, request_of, target_url
 from inspector.ingest.validate import Validator
-from inspector.store import edits, flows
+from inspector.proxy import fault_rules
+from inspector.store import controls, edits, flows
 from inspector.store.browse import (
     MARKED,
     FlowQuery,
@@ -104,6 +105,7 @@ class InspectorApp(App[None]):
         Binding("D", "delete_marked", "Delete marked", show=False),
         Binding("p", "pretty", "Pretty/as sent"),
         Binding("o", "organisations", "Orgs"),
+        Binding("i", "faults", "Faults", show=False),
         Binding("z", "maximize_detail", "Zoom", show=False),
         Binding("1", "tab('request')", "Request", show=False),
         Binding("2", "tab('response')", "Response", show=False),
@@ -131,6 +133,7 @@ class InspectorApp(App[None]):
         ("p", "body pretty-printed or as sent"),
         ("z", "zoom the detail pane"),
         ("o", "organisations: calls, limits left, 429s"),
+        ("i", "fault rules for the proxy (Xero failing on purpose)"),
         ("Enter on a finding", "jump to its line in the body"),
         ("Ctrl+R", "reload rows another program changed"),
         ("Ctrl+P", "command palette"),
@@ -515,6 +518,44 @@ class InspectorApp(App[None]):
                 self._delete(ids)
 
         self.call_from_thread(self.push_screen, ConfirmScreen(f"Delete {len(ids)} marked flow(s)?"), done)
+
+    def action_faults(self) -> None:
+        """Fault rules for the proxy recording into this file: written into it, read by the
+        proxy within a second (store/controls.py)."""
+        with self.reader.conn() as conn:
+            current = controls.faults(conn)
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            rules = [r.strip() for r in text.split(";") if r.strip()]
+            try:
+                for rule in rules:
+                    fault_rules.parse(rule)
+            except fault_rules.FaultError as e:
+                self.notify(str(e), severity="error", timeout=10)
+                return
+            self._set_faults(rules)
+
+        self.push_screen(
+            TextPrompt(
+                "Fault rules for the proxy recording here, '; ' between them (empty: none)",
+                "; ".join(current),
+                "rate-limit ~res job.api times 1; xpm-error ~m POST every 3",
+            ),
+            done,
+        )
+
+    @work(thread=True, group="edit", exit_on_error=False)
+    def _set_faults(self, rules: list[str]) -> None:
+        with self._write_lock:
+            controls.set_faults(self._writer(), rules)
+        said = (
+            f"fault rules set ({len(rules)}): a proxy recording into this file applies them within a second"
+            if rules
+            else "no fault rules"
+        )
+        self.call_from_thread(self.notify, said)
 
     @work(thread=True, group="edit", exit_on_error=False)
     def _edit(self, change: Callable[[sqlite3.Connection], int]) -> None:
