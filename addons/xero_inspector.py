@@ -21,4 +21,4 @@ except ImportError as e:  # mitmdump from another Python than the one xero-inspe
     ) from e
 
 _scope = XeroScope()
-addons = [_scope, Recorder(_scope), Faults(_scope), Redirect(_scope)]
+addons = [_scope, Faults(_scope), Recorder(_scope), Redirect(_scope)]  # Faults ends first (see run.py)

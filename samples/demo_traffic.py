@@ -7,6 +7,7 @@ HTTPS_PROXY's place and the proxy's CA trusted: exactly how a user's app is set 
 from __future__ import annotations
 
 import ssl
+import time
 import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -17,6 +18,8 @@ import httpx
 from .mock_xero import TENANTS, MockXero
 
 XPM = "https://api.xero.com/practicemanager/3.0"
+# The demo's proxy runs with this fault rule: one staff lookup gets a 429 that Xero never sent.
+FAULT = "rate-limit retry=1 ~u staff.api/get times 1"
 ACCOUNTING = "https://api.xero.com/api.xro/2.0"
 NETWORK = "https://networktest.xero.com/api.xro/1.0"
 LEGACY = "https://api.workflowmax.com"
@@ -58,6 +61,7 @@ class DemoTraffic:
             self.customer_api,
             self.accounting,
             self.token_and_tenant_mistakes,
+            self.fault_on_purpose,
             self.rate_limit_burst,
             self.dead_upstream,
         ):
@@ -278,6 +282,13 @@ class DemoTraffic:
             f"{XPM}/client.api/list",
             headers=self.xpm_headers(tenant=str(uuid.uuid4())),
         )
+
+    def fault_on_purpose(self) -> None:
+        """Xero failing on purpose (proxy --fault): a 429 the proxy made, honoured, then Xero's answer"""
+        url = f"{XPM}/staff.api/get/859230"
+        first = self.call(f"GET staff.api/get, rule '{FAULT}'", "GET", url, headers=self.xpm_headers())
+        time.sleep(float(first.headers.get("Retry-After", "1")))  # what an app that survives a 429 does
+        self.call("GET staff.api/get again, after Retry-After", "GET", url, headers=self.xpm_headers())
 
     def rate_limit_burst(self) -> None:
         """A polling loop that runs into the 60 calls/minute limit (429)"""

@@ -37,6 +37,11 @@ def test_demo_headless(tmp_path: Path, confdir: Path) -> None:
     assert {r["family"]: r["n"] for r in replayed} == {"xpm-3.0": 3, "wfm-3.0": 3}
     (summary_total,) = [line for line in out.splitlines() if "exchanges recorded" in line]
     assert int(summary_total.split()[0]) == sum(outcomes.values())
+    # Xero failing on purpose: one 429 the proxy made (a fault rule), honoured, then Xero's 200.
+    staff = rows(db, "select status, injected from flows where path like '%/staff.api/get/%' order by id")
+    assert [(r["status"], r["injected"]) for r in staff] == [(429, "rate-limit"), (200, None)]
+    assert summary_total.rstrip().endswith(", 1 injected by fault rules")
+    assert "429  GET staff.api/get, rule 'rate-limit retry=1 ~u staff.api/get times 1'" in out
     # A second run starts from a fresh file rather than appending to the first.
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0

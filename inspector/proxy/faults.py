@@ -15,6 +15,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,25 +111,20 @@ class Faults:
             self._matcher = None
 
     def _poll(self, db: Path) -> None:
-        """Read the browser's rules from the file now and every second after (a file not
-        there yet is looked for again)."""
-        conn = None
-        try:
-            while True:
-                try:
-                    if conn is None and db.exists():
-                        conn = open_for_reading(db)
-                    if conn is not None:
+        """Read the browser's rules from the file now and every second after. Each read opens
+        and closes its own connection: one held open would keep the recorder, closing last,
+        from folding the WAL back into the file when the proxy stops."""
+        while True:
+            try:
+                if db.exists():
+                    with closing(open_for_reading(db)) as conn:
                         self.take(controls.faults(conn))
-                except StoreError as e:
-                    log.debug("fault rules from the browser not read: %s", e)
-                except Exception as e:  # never let the poller die quietly
-                    log.error("fault rules from the browser not read: %s", e, exc_info=self._first(e))
-                if self._stop.wait(controls.POLL_S):
-                    return
-        finally:
-            if conn is not None:
-                conn.close()
+            except StoreError as e:
+                log.debug("fault rules from the browser not read: %s", e)
+            except Exception as e:  # never let the poller die quietly
+                log.error("fault rules from the browser not read: %s", e, exc_info=self._first(e))
+            if self._stop.wait(controls.POLL_S):
+                return
 
     def take(self, texts: list[str]) -> None:
         """The browser's rules, when they changed: parsed (one that does not is logged and skipped)."""

@@ -133,7 +133,9 @@ async def serve(settings: ProxySettings) -> int:
     opts = options.Options()
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     scope = XeroScope()
-    master.addons.add(scope, Recorder(scope), Faults(scope), Redirect(scope), Banner(settings, scope))
+    # Faults before Recorder: mitmproxy ends addons in this order, so the rules' poller has let go
+    # of the file before the recorder closes it (and, closing last, folds the WAL back in).
+    master.addons.add(scope, Faults(scope), Recorder(scope), Redirect(scope), Banner(settings, scope))
     try:
         opts.update(**settings.mitmproxy_options())
     except exceptions.OptionsError as e:

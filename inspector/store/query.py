@@ -197,6 +197,10 @@ def failure_sql(table: str = "flows") -> str:
     )
 
 
+# An answer a fault rule made (proxy --fault) is not Xero's; a delayed one still is.
+INJECTED_ANSWER = "(injected IS NOT NULL AND injected != 'delay')"
+
+
 def failed_sql(table: str = "flows") -> str:
     """SQL true for a failed call (the same definition, written so an index can serve it)."""
     return (

@@ -92,10 +92,6 @@ class Report:
         return fails(fail_on, self.errors + self.failed_calls, self.warnings)
 
 
-# An answer a fault rule made (proxy --fault) is not Xero's; a delayed one still is.
-_OURS = "injected IS NOT NULL AND injected != 'delay'"
-
-
 def _asks_for_injected(filter_expr: str | None) -> bool:
     return bool(filter_expr) and "~injected" in str(filter_expr)
 
@@ -106,7 +102,7 @@ def scope(filter_expr: str | None) -> query.Where:
     where = query.compile_filter(filter_expr)
     if _asks_for_injected(filter_expr):
         return where
-    return query.Where(f"({where.sql}) AND NOT ({_OURS})", where.params)
+    return query.Where(f"({where.sql}) AND NOT ({query.INJECTED_ANSWER})", where.params)
 
 
 def build(conn: sqlite3.Connection, db_name: str, filter_expr: str | None = None) -> Report:
@@ -114,7 +110,7 @@ def build(conn: sqlite3.Connection, db_name: str, filter_expr: str | None = None
     injected = 0
     if not _asks_for_injected(filter_expr):
         asked = query.compile_filter(filter_expr)
-        sql = f"SELECT count(*) FROM flows WHERE ({asked.sql}) AND {_OURS}"
+        sql = f"SELECT count(*) FROM flows WHERE ({asked.sql}) AND {query.INJECTED_ANSWER}"
         injected = conn.execute(sql, asked.params).fetchone()[0]
     flows = f"SELECT id FROM flows WHERE {where.sql}"
     total, with_findings = conn.execute(

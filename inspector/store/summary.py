@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inspector.ingest.xero_facts import OUTCOMES
-from inspector.store.query import failed_sql
+from inspector.store.query import INJECTED_ANSWER, failed_sql
 from inspector.utils.text import plural, safe
 
 OUTCOME_STYLE = {
@@ -30,6 +30,7 @@ class Summary:
     tenants: list[dict[str, Any]]
     recorders: dict[str, int] = field(default_factory=dict)
     failed: int = 0  # ~failed: the outcomes above but ok, plus calls to retired endpoints
+    injected: int = 0  # answers fault rules made (proxy --fault): counted above, never as failed
 
     @property
     def total(self) -> int:
@@ -58,8 +59,11 @@ def summarize(conn: sqlite3.Connection) -> Summary:
     rec = conn.execute(
         "select coalesce(sum(recorded), 0), coalesce(sum(dropped), 0), coalesce(sum(errors), 0) from recorders"
     ).fetchone()
-    (failed,) = conn.execute(f"select count(*) from flows where {failed_sql()}").fetchone()
-    return Summary(rows, tenants, {"recorded": rec[0], "dropped": rec[1], "errors": rec[2]}, failed)
+    failed, injected = conn.execute(
+        f"select coalesce(sum(({failed_sql()}) and not ({INJECTED_ANSWER})), 0), coalesce(sum({INJECTED_ANSWER}), 0) "
+        "from flows"
+    ).fetchone()
+    return Summary(rows, tenants, {"recorded": rec[0], "dropped": rec[1], "errors": rec[2]}, failed, injected)
 
 
 def _cell(value: str | None) -> Text:
@@ -69,7 +73,8 @@ def _cell(value: str | None) -> Text:
 
 def render(summary: Summary, console: Console) -> None:
     table = Table(
-        title=f"{plural(summary.total, 'exchange')} recorded, {summary.failed} failed",
+        title=f"{plural(summary.total, 'exchange')} recorded, {summary.failed} failed"
+        + (f", {summary.injected} injected by fault rules" if summary.injected else ""),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
