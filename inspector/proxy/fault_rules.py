@@ -28,7 +28,6 @@ from inspector.samples.mock_xero.wire import MockResponse, problem
 from inspector.store.query import FilterError, Where, compile_filter
 
 KINDS = ("rate-limit", "token-expired", "wrong-tenant", "xpm-error", "unavailable", "delay", "drop")
-PROBLEMS = ("minute", "day", "appminute")
 _RETRY = {"minute": 60, "appminute": 60, "day": 3600}  # Retry-After's default, in seconds
 MAX_DELAY_MS = 600_000
 _UNAUTHORIZED = [("WWW-Authenticate", 'Bearer error="invalid_token"')]
@@ -59,11 +58,6 @@ class FaultRule:
     p: float | None = None  # each match with this probability
     matched: int = 0
     fired: int = 0
-
-    @property
-    def answers(self) -> bool:
-        """The answer is ours, not Xero's (all kinds but delay)."""
-        return self.kind != "delay"
 
     def fires(self, draw: float | None = None) -> bool:
         """Count one match, and say whether the fault happens on it."""
@@ -166,7 +160,7 @@ def load_file(path: str | Path) -> list[FaultRule]:
 
 
 def answer(rule: FaultRule, row: FlowRow) -> MockResponse:
-    """What Xero would have sent for this fault (``rule.answers`` kinds; not delay or drop)."""
+    """What Xero would have sent for this fault (every kind but delay and drop, which send none)."""
     if rule.kind == "rate-limit":
         resp = MockResponse(429, b"", _allowance(rule).headers())
     elif rule.kind == "token-expired":

@@ -66,10 +66,6 @@ class Faults:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
-    @property
-    def rules(self) -> list[FaultRule]:
-        return self.active.rules
-
     def load(self, loader: Any) -> None:
         loader.add_option(
             "inspector_fault",

@@ -44,6 +44,8 @@ class LiveMatcher:
             return []
         key = tuple(wheres)
         if key not in self._sql:  # one statement per rule set, prepared once by sqlite3's cache
+            if len(self._sql) >= 32:  # rule sets the browser replaced: bounded, like everything a proxy keeps
+                self._sql.clear()
             tests = ", ".join(f"coalesce(({w.row}), 0)" for w in wheres)
             self._sql[key] = (f"SELECT {tests} FROM ({_ROW}) AS flows", any("bodies" in w.row for w in wheres))
         sql, bodies = self._sql[key]
