@@ -23,14 +23,13 @@ from pathlib import Path
 
 from inspector.ingest.row import FlowRow
 from inspector.samples.mock_xero import xpm
-from inspector.samples.mock_xero.auth import Allowance, MockConfig
-from inspector.samples.mock_xero.wire import MockResponse, problem
+from inspector.samples.mock_xero.auth import Allowance, MockConfig, token_expired
+from inspector.samples.mock_xero.wire import MockResponse, problem, unauthorized
 from inspector.store.query import FilterError, Where, compile_filter
 
 KINDS = ("rate-limit", "token-expired", "wrong-tenant", "xpm-error", "unavailable", "delay", "drop")
 _RETRY = {"minute": 60, "appminute": 60, "day": 3600}  # Retry-After's default, in seconds
 MAX_DELAY_MS = 600_000
-_UNAUTHORIZED = [("WWW-Authenticate", 'Bearer error="invalid_token"')]
 
 _HEAD_RE = re.compile(r"\s*(?P<kind>[a-z-]{1,20})(?=\s|$)")
 _COUNT_RE = re.compile(r"\s(?:times\s+(?P<times>\d{1,9})|every\s+(?P<every>\d{1,9})|p=(?P<p>[0-9.]{1,12}))\s*$")
@@ -164,9 +163,7 @@ def answer(rule: FaultRule, row: FlowRow) -> MockResponse:
     if rule.kind == "rate-limit":
         resp = MockResponse(429, b"", _allowance(rule).headers())
     elif rule.kind == "token-expired":
-        at = row.token_exp if row.token_exp is not None else int(time.time()) - 60
-        expired = time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(at))
-        resp = problem(401, "Unauthorized", f"TokenExpired: token expired at {expired}", _UNAUTHORIZED)
+        resp = unauthorized(token_expired(row.token_exp if row.token_exp is not None else int(time.time()) - 60))
     elif rule.kind == "wrong-tenant":
         resp = problem(403, "Forbidden", "AuthenticationUnsuccessful")
     elif rule.kind == "xpm-error":

@@ -20,13 +20,12 @@ from urllib.parse import parse_qsl
 
 from . import accounting, network, xpm
 from .auth import MockConfig, RateLimiter, TokenError, TokenIssuer
-from .wire import MockRequest, MockResponse, as_json, problem
+from .wire import MockRequest, MockResponse, as_json, problem, unauthorized
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SCOPES = ["openid", "practicemanager", "accounting.transactions", "accounting.contacts", "offline_access"]
 _LEGACY_RE = re.compile(r"^/(?:v3/)?([a-z]+\.api)/", re.IGNORECASE)
-_UNAUTHORIZED = [("WWW-Authenticate", 'Bearer error="invalid_token"')]
 
 
 @dataclass(frozen=True)
@@ -102,11 +101,11 @@ class MockApp:
         auth = req.header("authorization") or ""
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            return problem(401, "Unauthorized", "AuthenticationUnsuccessful", _UNAUTHORIZED)
+            return unauthorized("AuthenticationUnsuccessful")
         try:
             return self.tokens.verify(token.strip())
         except TokenError as e:
-            return problem(401, "Unauthorized", e.detail, _UNAUTHORIZED)
+            return unauthorized(e.detail)
 
     def _gateway(
         self,

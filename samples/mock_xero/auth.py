@@ -64,6 +64,11 @@ class MockConfig:
     tenants: tuple[Tenant, ...] = TENANTS
 
 
+def token_expired(exp: int) -> str:
+    """Xero's words for a token past its ``exp`` (XERO.md §4.2)."""
+    return f"TokenExpired: token expired at {time.strftime('%m/%d/%Y %H:%M:%S', time.gmtime(exp))}"
+
+
 class TokenError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -124,8 +129,7 @@ class TokenIssuer:
             raise TokenError("AuthenticationUnsuccessful") from e
         now = time.time() if now is None else now
         if claims["exp"] <= now:
-            expired = time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(claims["exp"]))
-            raise TokenError(f"TokenExpired: token expired at {expired}")
+            raise TokenError(token_expired(claims["exp"]))
         return claims
 
 

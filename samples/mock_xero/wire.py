@@ -97,6 +97,11 @@ def problem(status: int, title: str, detail: str, headers: list[tuple[str, str]]
     return as_json(doc, status).with_headers(headers or [])
 
 
+def unauthorized(detail: str) -> MockResponse:
+    """The gateway's 401 for a missing, bad or expired token (XERO.md §4.2)."""
+    return problem(401, "Unauthorized", detail, [("WWW-Authenticate", 'Bearer error="invalid_token"')])
+
+
 def parse_xml(body: bytes) -> etree._Element | None:
     """The request's XML, whether raw or in an `xml=` form field; None when not well-formed."""
     from inspector.ingest.decoding import sniff
