@@ -4,15 +4,13 @@
     mitmproxy -s addons/xero_inspector.py      mitmweb -s addons/xero_inspector.py
 
 Options: inspector_db, inspector_redirect, inspector_hosts, inspector_catalog,
-inspector_keep_secrets, inspector_only_xero, inspector_fault, inspector_faults_file
-(see `mitmdump --options`).
+inspector_keep_secrets, inspector_only_xero, inspector_fault, inspector_faults_file,
+inspector_break, inspector_break_timeout (see `mitmdump --options`).
 This file only wires the addons; everything lives in the `inspector` package.
 """
 
 try:
-    from inspector.proxy.faults import Faults
-    from inspector.proxy.recorder import Recorder
-    from inspector.proxy.redirect import Redirect
+    from inspector.proxy.run import addons as _addons
     from inspector.proxy.xero_scope import XeroScope
 except ImportError as e:  # mitmdump from another Python than the one xero-inspector is in
     raise ImportError(
@@ -20,5 +18,4 @@ except ImportError as e:  # mitmdump from another Python than the one xero-inspe
         "(pip install xero-inspector, or pip install -e . in its checkout)"
     ) from e
 
-_scope = XeroScope()
-addons = [_scope, Faults(_scope), Recorder(_scope), Redirect(_scope)]  # Faults ends first (see run.py)
+addons = _addons(XeroScope())  # the order matters: see inspector/proxy/run.py

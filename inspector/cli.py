@@ -138,8 +138,8 @@ def main() -> None:
     """
 
 
-def _db_option(help_text: str) -> Callable[[F], F]:
-    return click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False), help=help_text)
+def _db_option(help_text: str, default: str = DEFAULT_DB) -> Callable[[F], F]:
+    return click.option("--db", default=default, show_default=True, type=click.Path(dir_okay=False), help=help_text)
 
 
 # A report or checklist written to a file instead of stdout (0600, by rename: utils.files).
@@ -198,6 +198,22 @@ def _recording_options(fn: F) -> F:
             type=click.Path(exists=True, dir_okay=False),
             help='A TOML file of fault rules: faults = ["...", ...].',
         ),
+        click.option(
+            "--break",
+            "breaks",
+            multiple=True,
+            metavar="EXPR",
+            help="Hold matching Xero calls for the browser to edit, resume or kill: '[response|both] FILTER'; "
+            "repeatable (e.g. --break '~api xpm & ~m POST'). See the README's 'Stop a call and change it'.",
+        ),
+        click.option(
+            "--break-timeout",
+            default=60,
+            show_default=True,
+            type=click.IntRange(1, 3600),
+            metavar="S",
+            help="Seconds a held call waits for the browser before it goes on unchanged.",
+        ),
     ]
     return _with_options(fn, options)
 
@@ -231,6 +247,8 @@ def proxy(
     hosts: tuple[str, ...],
     faults: tuple[str, ...],
     faults_file: str | None,
+    breaks: tuple[str, ...],
+    break_timeout: int,
     quiet: bool,
     verbose: bool,
     parent_pid: int | None,
@@ -267,6 +285,8 @@ def proxy(
         flow_log=not quiet,
         faults=faults,
         faults_file=faults_file or "",
+        breaks=breaks,
+        break_timeout=break_timeout,
         verbose=verbose,
         parent_pid=parent_pid,
     )
@@ -394,6 +414,66 @@ def demo(headless: bool, db: str, confdir: str, port: int | None) -> None:
     sys.exit(code)
 
 
+@main.command(short_help="Run an app with Xero failing on purpose; say how it coped.")
+@click.option("--app", "app", required=True, metavar="CMD", help="The app's command line, as you run it.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="RULE",
+    help="A fault rule, as proxy --fault; repeatable (default: a 429, a 401, a 503 and a Practice Manager error, "
+    "once each).",
+)
+@_db_option("SQLite file the run records into (kept: browse it after).", default="chaos.db")
+@click.option("--redirect", default="", metavar="URL", help="Send the app's Xero calls here (the mock, a sandbox).")
+@click.option(
+    "--upstream-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Trust this CA for the upstream (the mock's mock-xero-ca.pem).",
+)
+@click.option("--confdir", default=DEFAULT_CONFDIR, show_default=True, help="Where mitmproxy keeps its CA.")
+@click.option("--junit", type=click.Path(dir_okay=False), metavar="FILE", help="Also write the verdicts as JUnit XML.")
+@click.option("--timeout", default=300, show_default=True, type=click.IntRange(1), help="Seconds the app may run.")
+@user_errors
+def chaos(
+    app: str,
+    faults: tuple[str, ...],
+    db: str,
+    redirect: str,
+    upstream_ca: str | None,
+    confdir: str,
+    junit: str | None,
+    timeout: int,
+) -> None:
+    """Run an app through the proxy with Xero failing on purpose, then say for each injected fault
+    whether the app coped as Xero asks: waited out Retry-After, refreshed an expired token, tried
+    again after a 503, and did not resend a request Xero rejected. Exits 1 when it did not.
+
+    The app gets the proxy and its CA in HTTPS_PROXY, SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
+    NODE_EXTRA_CA_CERTS and CURL_CA_BUNDLE, so it needs no change.
+
+    Example: xero-inspector chaos --app 'python sync.py' --junit chaos.xml
+    """
+    from rich.console import Console
+
+    from inspector.commands import chaos as chaos_mod
+
+    proxy_args = ["--redirect", redirect] if redirect else []
+    proxy_args += ["--upstream-ca", upstream_ca] if upstream_ca else []
+    try:
+        result = chaos_mod.run(app, faults, Path(db), confdir, proxy_args, timeout)
+    except chaos_mod.ChaosError as e:
+        raise UserError(str(e)) from e
+    chaos_mod.render(result, Console())
+    if junit:
+        chaos_mod.write_junit(result, junit)
+        click.echo(f"JUnit written to {junit}", err=True)
+    if not result.verdicts:
+        click.echo("no fault fired: the app made no call a rule matched (see --fault)", err=True)
+        sys.exit(1)
+    sys.exit(1 if result.failed else 0)
+
+
 def _browse(db: str, **kw: Any) -> None:
     """Run the terminal browser on a store (migrated first: a file that is not ours fails here)."""
     from inspector.tui.app import InspectorApp
@@ -463,6 +543,8 @@ def up(
     catalogs: tuple[str, ...],
     faults: tuple[str, ...],
     faults_file: str | None,
+    breaks: tuple[str, ...],
+    break_timeout: int,
     token: str | None,
 ) -> None:
     """The proxy (in its own process) and the browser together; quitting the browser stops the proxy.
@@ -486,6 +568,9 @@ def up(
     for rule in faults:
         args += ["--fault", rule]
     args += ["--faults", faults_file] if faults_file else []
+    for rule in breaks:
+        args += ["--break", rule]
+    args += ["--break-timeout", str(break_timeout)]
     args += ["--keep-secrets"] if keep_secrets else []
     for c in catalogs:
         args += ["--catalog", c]

@@ -10,16 +10,25 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
+
+from inspector.store import pauses
+from inspector.store.database import open_db, open_for_reading
+from inspector.store.pauses import Edit, Paused
 
 from .mock_xero import TENANTS, MockXero
 
 XPM = "https://api.xero.com/practicemanager/3.0"
 # The demo's proxy runs with this fault rule: one staff lookup gets a 429 that Xero never sent.
 FAULT = "rate-limit retry=1 ~u staff.api/get times 1"
+# And with this breakpoint: the job the script adds with a misspelt element is held, and the script,
+# in the browser's place, corrects it and lets it go (in the browser: Enter on the held call, Ctrl+S).
+BREAK = "~m POST & ~u job.api/add & ~hq X-Demo-Step"
 ACCOUNTING = "https://api.xero.com/api.xro/2.0"
 NETWORK = "https://networktest.xero.com/api.xro/1.0"
 LEGACY = "https://api.workflowmax.com"
@@ -29,7 +38,8 @@ Say = Callable[[str], None]
 
 
 class DemoTraffic:
-    def __init__(self, proxy_url: str, ca_file: Path, mock: MockXero, say: Say = print) -> None:
+    def __init__(self, proxy_url: str, ca_file: Path, mock: MockXero, db: Path, say: Say = print) -> None:
+        self.db = db
         context = ssl.create_default_context(cafile=str(ca_file))
         self.http = httpx.Client(proxy=proxy_url, verify=context, timeout=20, trust_env=False)
         self.mock = mock
@@ -61,6 +71,7 @@ class DemoTraffic:
             self.customer_api,
             self.accounting,
             self.token_and_tenant_mistakes,
+            self.breakpoint,
             self.fault_on_purpose,
             self.rate_limit_burst,
             self.dead_upstream,
@@ -282,6 +293,32 @@ class DemoTraffic:
             f"{XPM}/client.api/list",
             headers=self.xpm_headers(tenant=str(uuid.uuid4())),
         )
+
+    def breakpoint(self) -> None:
+        """A breakpoint (proxy --break): a job with a misspelt element held, corrected, let go"""
+        headers = {**self.xpm_headers(), "X-Demo-Step": "breakpoint"}
+        body = "<Job><Nmae>Year-end accounts</Nmae><ClientID>24097642</ClientID><StartDate>20240701</StartDate>"
+        body += "<DueDate>20240930</DueDate></Job>"
+        with ThreadPoolExecutor(1) as app:  # the app waits at the breakpoint on its own thread
+            sent = app.submit(self.http.post, f"{XPM}/job.api/add", headers=headers, content=body)
+            held = self._held()
+            fixed = (held.body or b"").replace(b"Nmae>", b"Name>")
+            with closing(open_db(self.db, create=False)) as db:
+                pauses.resume(db.conn, held.id, Edit(held.method, held.url, held.headers, fixed))
+            self.say("  held POST job.api/add: <Nmae> corrected to <Name> at the breakpoint")
+            resp = sent.result()
+        self.say(f"  {resp.status_code}  POST job.api/add, as corrected")
+
+    def _held(self) -> Paused:
+        """The held call, as the browser lists it (within a few seconds: the proxy writes it at once)."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.db.exists():
+                with closing(open_for_reading(self.db)) as conn:
+                    if held := pauses.paused(conn):
+                        return held[0]
+            time.sleep(0.05)
+        raise RuntimeError("the breakpoint never held the call")
 
     def fault_on_purpose(self) -> None:
         """Xero failing on purpose (proxy --fault): a 429 the proxy made, honoured, then Xero's answer"""

@@ -12,6 +12,7 @@ from mitmproxy import exceptions, http
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.test import taddons, tflow
 
+from inspector.proxy.breaks import Breaks
 from inspector.proxy.faults import Faults
 from inspector.proxy.recorder import Recorder
 from inspector.proxy.redirect import Redirect
@@ -148,8 +149,8 @@ def test_the_script_loads_as_mitmproxy_loads_it(tmp_path: Path, monkeypatch: pyt
     monkeypatch.chdir(tmp_path)
     with taddons.context() as tctx:
         module = tctx.script(str(ROOT / "addons" / "xero_inspector.py"))
-        tctx.configure(module.addons[2], inspector_db="elsewhere.db")
+        tctx.configure(module.addons[3], inspector_db="elsewhere.db")
     assert list(tmp_path.iterdir()) == []  # loaded and configured, never run: no ./flows.db, nothing
     kinds = [type(a) for a in module.addons]
-    assert kinds == [XeroScope, Faults, Recorder, Redirect]
-    assert module.addons[1].scope is module.addons[0] is module.addons[2].scope is module.addons[3].scope
+    assert kinds == [XeroScope, Faults, Breaks, Recorder, Redirect]
+    assert all(a.scope is module.addons[0] for a in module.addons[1:])

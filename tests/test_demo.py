@@ -40,8 +40,14 @@ def test_demo_headless(tmp_path: Path, confdir: Path) -> None:
     # Xero failing on purpose: one 429 the proxy made (a fault rule), honoured, then Xero's 200.
     staff = rows(db, "select status, injected from flows where path like '%/staff.api/get/%' order by id")
     assert [(r["status"], r["injected"]) for r in staff] == [(429, "rate-limit"), (200, None)]
-    assert summary_total.rstrip().endswith(", 1 injected by fault rules")
+    assert "\n1 injected by fault rules, 1 held at a breakpoint" in out
     assert "429  GET staff.api/get, rule 'rate-limit retry=1 ~u staff.api/get times 1'" in out
+    # A breakpoint: the misspelt job was held, corrected by the script in the browser's place, and let go.
+    (held,) = rows(db, "select id, status, paused, errors, warnings from flows where paused is not null")
+    assert held["status"] == 200 and held["paused"].startswith("request edited (body) after ")
+    assert (held["errors"], held["warnings"]) == (0, 0)  # the sent body is the corrected one
+    bodies = {r["side"]: r["text"] for r in rows(db, "select side, text from bodies where flow_id = ?", [held["id"]])}
+    assert "<Nmae>" in bodies["request-original"] and "<Name>Year-end accounts</Name>" in bodies["request"]
     # A second run starts from a fresh file rather than appending to the first.
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0

@@ -93,6 +93,7 @@ def test_two_writers_and_three_readers_share_one_file(tmp_path: Path, confdir: P
         def run_browser() -> None:
             loop_result["shown"] = asyncio.run(browse())
 
+        wait_for_rows(db, "select 1", 1)  # the writers make the file a moment after the proxies listen
         browser = threading.Thread(target=run_browser)
         browser.start()
         for t in threads:

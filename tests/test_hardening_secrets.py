@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from inspector.samples.demo_traffic import DemoTraffic
+from inspector.samples.demo_traffic import BREAK, DemoTraffic
 from inspector.samples.mock_xero import MockXero
 
 from inspector.ingest.redact import fingerprint
@@ -47,7 +47,8 @@ def record(tmp: Path, confdir: Path, keep: bool) -> Recording:
 
     tokens.issue, tokens.issue_refresh_token = noting(issue), noting(issue_refresh)  # type: ignore[method-assign]
     mock.start()
-    args = ["--redirect", mock.url, "--upstream-ca", str(mock.ca_path), *(["--keep-secrets"] if keep else [])]
+    args = ["--redirect", mock.url, "--upstream-ca", str(mock.ca_path), "--break", BREAK]
+    args += ["--keep-secrets"] if keep else []
     proxy = ProxyProcess(tmp, confdir, args).start()
     c = mock.app.config
     code = "authorization-code-4f1d9a2c7be04e55"
@@ -56,7 +57,9 @@ def record(tmp: Path, confdir: Path, keep: bool) -> Recording:
             url, auth = "https://identity.xero.com/connect/token", (c.client_id, c.client_secret)
             first = http.post(url, data={"grant_type": "authorization_code", "code": code}, auth=auth).json()
             http.post(url, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}, auth=auth)
-        DemoTraffic(proxy.url, confdir / "mitmproxy-ca-cert.pem", mock, say=lambda _: None).run()  # stops the mock
+        DemoTraffic(
+            proxy.url, confdir / "mitmproxy-ca-cert.pem", mock, proxy.db, say=lambda _: None
+        ).run()  # stops mock
     finally:
         proxy.stop()
         mock.stop()

@@ -173,12 +173,16 @@ def test_ingest_fills_every_column_and_drops_nothing_a_record_carries(monkeypatc
         "response_body": "the bodies table",
         "content_decoded": "how the bodies are read",
         "token": "the token_* columns",
+        "original_request_body": "the bodies table (request-original)",
+        "original_response_body": "the bodies table (response-original)",
     }
     assert {f.name for f in fields(FlowRecord)} - set(COLUMNS) == set(elsewhere)
     ingest = Ingest(CATALOG)
     token = jwt({"exp": 1, "client_id": "C", "sub": "U", "scope": ["a"]})
     rows = [
-        ingest(record(response_http_version="HTTP/2.0", source="proxy", injected="xpm-error")).flow,
+        ingest(
+            record(response_http_version="HTTP/2.0", source="proxy", injected="xpm-error", paused="request resumed")
+        ).flow,
         ingest(
             record(
                 url="https://api.xero.com/practicemanager/3.0/job.api/get/J1?detailed=true",

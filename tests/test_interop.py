@@ -71,7 +71,12 @@ def exchanges(db: Path) -> list[dict[str, Any]]:
             item["started"] = round(item["started"], 3)
             item["bodies"] = [
                 tuple(b)
-                for b in conn.execute("SELECT side, text, data FROM bodies WHERE flow_id = ? ORDER BY side", (fid,))
+                # What was sent and answered; a body as it was before a breakpoint edit has no place in HAR.
+                for b in conn.execute(
+                    "SELECT side, text, data FROM bodies WHERE flow_id = ? AND side IN ('request', 'response') "
+                    "ORDER BY side",
+                    (fid,),
+                )
             ]
             item["findings"] = sorted(
                 tuple(f)

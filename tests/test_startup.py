@@ -72,6 +72,10 @@ def listening(port: int) -> bool:
 Moment = Callable[[str], bool] | float  # seconds in, or a condition on the run's tag
 
 
+def _as_a_foreground_job() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(args: list[str], cwd: Path, moment: Moment) -> tuple[subprocess.CompletedProcess[str], str]:
     """Run ``xero-inspector ARGS`` and Ctrl+C it at ``moment``; what it printed, and its tag."""
     tag = uuid.uuid4().hex
@@ -83,6 +87,9 @@ def interrupt(args: list[str], cwd: Path, moment: Moment) -> tuple[subprocess.Co
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a shell gives a foreground job
+        # ...with Ctrl+C in force, as in a terminal, even when pytest runs as a background job
+        # (which a shell starts with SIGINT ignored, and every child inherits that).
+        preexec_fn=_as_a_foreground_job,
         env={**os.environ, TAG: tag, "PYTHONPATH": str(ROOT)},
     )
     started = time.monotonic()

@@ -85,7 +85,7 @@ def test_a_v1_file_with_flows_gains_findings_and_zero_counts(tmp_path: Path) -> 
     with open_db(path, migrations=store.MIGRATIONS[:1]) as db:
         db.table("flows").insert({"id": 1, **v1_row})
     with open_db(path) as db:
-        assert store.schema_version(db) == SCHEMA_VERSION == 9
+        assert store.schema_version(db) == SCHEMA_VERSION == 10
         flow = next(db.query("select errors, warnings, marked, comment from flows"))
         assert flow == {"errors": 0, "warnings": 0, "marked": 0, "comment": None} and db.table("findings").count == 0
         # v5: the newest page of a status filter walks an index in id order, with no sort

@@ -20,7 +20,7 @@ from inspector.ingest.catalog import Catalog
 from inspector.ingest.validate import Validator
 from inspector.proxy.ca import ca_cert_path
 from inspector.proxy.spawn import SpawnError, check_port, free_port, start_proxy, stop_proxy, tail
-from inspector.samples.demo_traffic import FAULT, DemoTraffic
+from inspector.samples.demo_traffic import BREAK, FAULT, DemoTraffic
 from inspector.samples.mock_xero import TENANTS, MockXero
 from inspector.store.database import StoreError, check_path, open_for_reading
 from inspector.store.flows import load, v1_calls
@@ -51,13 +51,13 @@ def run(db: Path, confdir: str, port: int | None, console: Console) -> int:
     with MockXero() as mock, tempfile.TemporaryDirectory(prefix="xero-demo-") as tmp:
         log = Path(tmp) / "proxy.log"
         args = ["--db", str(db), "--confdir", confdir, "--redirect", mock.url, "--upstream-ca", str(mock.ca_path)]
-        args += ["--fault", FAULT]
+        args += ["--fault", FAULT, "--break", BREAK]
         try:
             proc = start_proxy(args, host, port, log)  # stopped again if anything interrupts its start
         except SpawnError as e:
             raise DemoError(str(e)) from e
         try:
-            DemoTraffic(f"http://{host}:{port}", ca_cert_path(confdir), mock, console.print).run()
+            DemoTraffic(f"http://{host}:{port}", ca_cert_path(confdir), mock, db, console.print).run()
         finally:
             code = stop_proxy(proc)
         if code not in (0, -signal.SIGINT):

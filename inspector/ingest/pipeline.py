@@ -141,7 +141,8 @@ class Ingest:
         row.errors, row.warnings = errors, warnings
         row.request = _body_columns(req, rec.request_headers)
         row.response = _body_columns(resp, rec.response_headers)
-        bodies = [_body_row(side, body) for side, body in (("request", req), ("response", resp)) if body.data]
+        sides = [("request", req), ("response", resp), *self._originals(rec, redactor, identity)]
+        bodies = [_body_row(side, body) for side, body in sides if body.data]
         return Ingested(row, bodies, tenants, [f.row() for f in found])
 
     def request_row(self, rec: FlowRecord, with_body: bool = True) -> tuple[FlowRow, str | None]:
@@ -163,6 +164,19 @@ class Ingest:
         body = self._body(rec.request_body, rec.request_headers, not rec.content_decoded)
         row.request = _body_columns(body, rec.request_headers)
         return row, as_text(body.data) if body.data else None
+
+    def _originals(self, rec: FlowRecord, redactor: Redactor, identity: bool) -> list[tuple[str, Body]]:
+        """Bodies as they were before an edit at a breakpoint, kept beside what was sent
+        (sides ``request-original``, ``response-original``), decoded and redacted the same way."""
+        out = []
+        encoded = not rec.content_decoded
+        for side, raw, headers in (
+            ("request", rec.original_request_body, rec.request_headers),
+            ("response", rec.original_response_body, rec.response_headers or ()),
+        ):
+            if raw is not None:
+                out.append((f"{side}-original", _redact_body(redactor, self._body(raw, headers, encoded), identity)))
+        return out
 
     @property
     def _hosts(self) -> frozenset[str]:
@@ -291,6 +305,7 @@ def _exchange_row(
         response_headers=json.dumps(resp_headers) if resp_headers is not None else None,
         response_http_version=rec.response_http_version,
         injected=rec.injected,
+        paused=rec.paused,
     )
 
 

@@ -59,11 +59,16 @@ class FlowRecord:
     token: TokenFacts | None = None
     # A fault rule's kind when xero-inspector, not Xero, shaped this exchange (proxy --fault).
     injected: str | None = None
+    # What a breakpoint did (proxy --break), and the bodies as they were before an edit there.
+    paused: str | None = None
+    original_request_body: bytes | None = None
+    original_response_body: bytes | None = None
 
     @property
     def body_bytes(self) -> int:
         """Bytes this record holds on to, for the writer queue's memory budget."""
-        return len(self.request_body or b"") + len(self.response_body or b"")
+        originals = len(self.original_request_body or b"") + len(self.original_response_body or b"")
+        return len(self.request_body or b"") + len(self.response_body or b"") + originals
 
 
 def header(headers: Headers | None, name: str) -> str | None:

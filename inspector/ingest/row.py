@@ -86,6 +86,7 @@ class FlowRow:
     comment: str | None = None
     response_http_version: str | None = None
     injected: str | None = None  # the fault rule's kind, when the answer (or its timing) was ours
+    paused: str | None = None  # what happened at a breakpoint: "request edited (body); response resumed"
 
 
 def _paths() -> list[tuple[str, str]]:

@@ -11,11 +11,16 @@ from typing import Any
 from mitmproxy import http
 
 from inspector.ingest.record import FlowRecord, Headers
+from inspector.utils.text import safe
 
 # flow.metadata keys: what the app asked for, taken before any addon rewrites the request.
 ASKED = "xero_inspector.asked"
 RECORDED = "xero_inspector.recorded"
 INJECTED = "xero_inspector.injected"  # set by the Faults addon: the rule's kind
+# Set by the Breaks addon: what happened at each breakpoint, and bodies as they were before an edit.
+PAUSED = "xero_inspector.paused"  # list[str]
+ORIGINAL_REQUEST = "xero_inspector.original_request"
+ORIGINAL_RESPONSE = "xero_inspector.original_response"
 
 
 def snapshot_request(flow: http.HTTPFlow) -> None:
@@ -25,6 +30,12 @@ def snapshot_request(flow: http.HTTPFlow) -> None:
     keeping the reference is a snapshot for free.
     """
     flow.metadata[ASKED] = (flow.request.pretty_url, flow.request.headers.fields)
+
+
+def asked_url(flow: http.HTTPFlow) -> str:
+    """The URL as the app asked for it (after a --redirect, the request names the target)."""
+    asked = flow.metadata.get(ASKED)
+    return str(asked[0]) if asked else flow.request.pretty_url
 
 
 def to_record(flow: http.HTTPFlow) -> FlowRecord:
@@ -41,7 +52,7 @@ def to_record(flow: http.HTTPFlow) -> FlowRecord:
         method=req.method,
         url=url,
         http_version=req.http_version,
-        request_headers=_headers(fields),
+        request_headers=header_pairs(fields),
         request_body=req.raw_content,
         client_addr=_addr(flow.client_conn.peername),
         # Where it really went: the peer, or (no connection made) the target after any redirect.
@@ -50,14 +61,22 @@ def to_record(flow: http.HTTPFlow) -> FlowRecord:
         status=resp.status_code if resp is not None else None,
         reason=resp.reason if resp is not None else None,
         response_http_version=resp.http_version if resp is not None else None,
-        response_headers=_headers(resp.headers.fields) if resp is not None else None,
+        response_headers=header_pairs(resp.headers.fields) if resp is not None else None,
         response_body=resp.raw_content if resp is not None else None,
         error=err.msg if err is not None else None,
         injected=flow.metadata.get(INJECTED),
+        paused="; ".join(flow.metadata[PAUSED]) if flow.metadata.get(PAUSED) else None,
+        original_request_body=flow.metadata.get(ORIGINAL_REQUEST),
+        original_response_body=flow.metadata.get(ORIGINAL_RESPONSE),
     )
 
 
-def _headers(fields: tuple[tuple[bytes, bytes], ...]) -> Headers:
+def where(flow: http.HTTPFlow) -> str:
+    """'POST https://host/path' for a log line: no query (it may hold a key), no controls."""
+    return safe(f"{flow.request.method} {flow.request.pretty_url.split('?', 1)[0]}")
+
+
+def header_pairs(fields: tuple[tuple[bytes, bytes], ...]) -> Headers:
     return tuple((k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for k, v in fields)
 
 

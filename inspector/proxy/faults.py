@@ -13,22 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+import sqlite3
 from collections.abc import Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
-from inspector.ingest.pipeline import Ingest
 from inspector.ingest.row import FlowRow
 from inspector.proxy import capture
 from inspector.proxy.fault_rules import FaultError, FaultRule, answer, load_file, parse
+from inspector.proxy.live_filter import LiveFilter
+from inspector.proxy.poller import FilePoller
 from inspector.proxy.xero_scope import XeroScope
 from inspector.store import controls
-from inspector.store.database import StoreError, open_for_reading
 from inspector.store.live import LiveMatcher
 from inspector.store.query import Where
 from inspector.utils.first_traceback import FirstTraceback
@@ -60,11 +59,9 @@ class Faults:
         self._options: list[FaultRule] = []  # --fault and --faults
         self._browser: list[FaultRule] = []  # set from the browser, read from the file
         self._browser_texts: list[str] = []
-        self._matcher: LiveMatcher | None = None
-        self._ingest: Ingest | None = None
+        self._live = LiveFilter(scope)
         self._first = FirstTraceback()
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
+        self._poller = FilePoller("faults-poller", self._read, lambda: controls.POLL_S)
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -92,35 +89,15 @@ class Faults:
 
     def running(self) -> None:
         db = getattr(ctx.options, "inspector_db", "")
-        if db and self._poller is None:
-            self._stop.clear()
-            self._poller = threading.Thread(target=self._poll, args=(Path(db),), name="faults-poller", daemon=True)
-            self._poller.start()
+        if db:
+            self._poller.start(Path(db))
 
     def done(self) -> None:
-        self._stop.set()
-        if self._poller is not None:
-            self._poller.join(timeout=5)
-            self._poller = None
-        if self._matcher is not None:
-            self._matcher.close()
-            self._matcher = None
+        self._poller.stop()
+        self._live.close()
 
-    def _poll(self, db: Path) -> None:
-        """Read the browser's rules from the file now and every second after. Each read opens
-        and closes its own connection: one held open would keep the recorder, closing last,
-        from folding the WAL back into the file when the proxy stops."""
-        while True:
-            try:
-                if db.exists():
-                    with closing(open_for_reading(db)) as conn:
-                        self.take(controls.faults(conn))
-            except StoreError as e:
-                log.debug("fault rules from the browser not read: %s", e)
-            except Exception as e:  # never let the poller die quietly
-                log.error("fault rules from the browser not read: %s", e, exc_info=self._first(e))
-            if self._stop.wait(controls.POLL_S):
-                return
+    def _read(self, conn: sqlite3.Connection) -> None:
+        self.take(controls.faults(conn))
 
     def take(self, texts: list[str]) -> None:
         """The browser's rules, when they changed: parsed (one that does not is logged and skipped)."""
@@ -143,11 +120,11 @@ class Faults:
         try:
             rule, row = self._first_firing(flow, active)
         except Exception as e:  # a rule must never break the traffic: the call goes on untouched
-            log.error("fault rules not applied to %s: %s", _where(flow), e, exc_info=self._first(e))
+            log.error("fault rules not applied to %s: %s", capture.where(flow), e, exc_info=self._first(e))
             return
         if rule is None:
             return
-        log.info("fault injected: %s on %s", rule.kind, _where(flow))
+        log.info("fault injected: %s on %s", rule.kind, capture.where(flow))
         flow.metadata[capture.INJECTED] = rule.kind
         if rule.kind == "delay":
             await asyncio.sleep(rule.delay_ms / 1000)
@@ -160,16 +137,8 @@ class Faults:
 
     def _first_firing(self, flow: http.HTTPFlow, active: _Active) -> tuple[FaultRule | None, FlowRow]:
         """The first rule that matches this call and fires on it, and the call as a flow row."""
-        if self._matcher is None:
-            self._matcher = LiveMatcher()
-        if self._ingest is None or self._ingest.catalog is not self.scope.catalog:
-            self._ingest = Ingest(self.scope.catalog)  # no validator: a filter on findings sees none yet
-        row, text = self._ingest.request_row(capture.to_record(flow), active.needs_body)
-        for rule, hit in zip(active.rules, self._matcher.matches(row, active.wheres, text), strict=True):
+        hits, row = self._live.matches(flow, active.wheres, active.needs_body)
+        for rule, hit in zip(active.rules, hits, strict=True):
             if hit and rule.fires():
                 return rule, row
         return None, row
-
-
-def _where(flow: http.HTTPFlow) -> str:
-    return safe(f"{flow.request.method} {flow.request.pretty_url.split('?', 1)[0]}")

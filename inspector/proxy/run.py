@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector import __version__
+from inspector.proxy.breaks import Breaks
 from inspector.proxy.ca import ca_cert_path
 from inspector.proxy.faults import Faults
 from inspector.proxy.recorder import Recorder
@@ -45,6 +46,8 @@ class ProxySettings:
     flow_log: bool = True
     faults: Sequence[str] = ()
     faults_file: str = ""
+    breaks: Sequence[str] = ()
+    break_timeout: int = 60
     verbose: bool = False
     parent_pid: int | None = None  # stop when this process is no longer our parent
     extra_options: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +68,8 @@ class ProxySettings:
             "inspector_flow_log": self.flow_log,
             "inspector_fault": list(self.faults),
             "inspector_faults_file": self.faults_file,
+            "inspector_break": list(self.breaks),
+            "inspector_break_timeout": self.break_timeout,
         }
         if self.upstream_ca:
             opts["ssl_verify_upstream_trusted_ca"] = self.upstream_ca
@@ -80,6 +85,8 @@ _FLAGS = {
     "inspector_keep_secrets": "--keep-secrets",
     "inspector_fault": "--fault",
     "inspector_faults_file": "--faults",
+    "inspector_break": "--break",
+    "inspector_break_timeout": "--break-timeout",
     "ssl_verify_upstream_trusted_ca": "--upstream-ca",
     "confdir": "--confdir",
 }
@@ -113,12 +120,20 @@ class Banner:
             lines.append(f"  redirect  every Xero request goes to {s.redirect}")
         if s.faults or s.faults_file:
             lines.append("  faults    injected as the rules above say (~injected finds them)")
+        if s.breaks:
+            held = f"matching calls wait up to {s.break_timeout} s for the browser"
+            lines.append(f"  breaks    {held} (~paused finds them)")
         if s.keep_secrets:
             lines.append("  secrets   KEPT as they are (--keep-secrets)")
         if s.mode == "regular":
             lines.append(f"  use       export HTTPS_PROXY={url} HTTP_PROXY={url}")
         lines.append("Ctrl+C stops and writes everything queued.")
         print("\n".join(lines), flush=True)
+
+
+def addons(scope: XeroScope) -> list[Any]:
+    """Our addons in the order they must run (``mitmdump -s addons/xero_inspector.py`` too)."""
+    return [scope, Faults(scope), Breaks(scope), Recorder(scope), Redirect(scope)]
 
 
 async def serve(settings: ProxySettings) -> int:
@@ -133,9 +148,10 @@ async def serve(settings: ProxySettings) -> int:
     opts = options.Options()
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     scope = XeroScope()
-    # Faults before Recorder: mitmproxy ends addons in this order, so the rules' poller has let go
-    # of the file before the recorder closes it (and, closing last, folds the WAL back in).
-    master.addons.add(scope, Faults(scope), Recorder(scope), Redirect(scope), Banner(settings, scope))
+    # Faults, then Breaks (a faked answer is not held), then Recorder: mitmproxy ends addons in this
+    # order, so their pollers have let go of the file before the recorder closes it (and, closing
+    # last, folds the WAL back in); and a held call's edits are in place before it is recorded.
+    master.addons.add(*addons(scope), Banner(settings, scope))
     try:
         opts.update(**settings.mitmproxy_options())
     except exceptions.OptionsError as e:

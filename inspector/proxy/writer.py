@@ -371,4 +371,6 @@ def flow_line(flow_id: int, row: FlowRow) -> str:
         line += f" · {plural(errors, 'error')}, {plural(warnings, 'warning')}"
     if row.injected:
         line += f" · injected: {row.injected}"
+    if row.paused:
+        line += f" · paused: {row.paused}"
     return safe(line)

@@ -110,6 +110,7 @@ FLOW_COLUMNS: dict[str, type] = {
     "comment": str,
     "response_http_version": str,
     "injected": str,
+    "paused": str,
 }
 FINDING_COLUMNS: dict[str, type] = {
     "id": int,
@@ -297,6 +298,34 @@ def _v9_controls(db: Database) -> None:
     db.table("controls").create({"key": str, "value": str, "updated_at": float}, pk="key")
 
 
+def _v10_pauses(db: Database) -> None:
+    """Breakpoints (proxy --break): the calls a proxy holds for the browser (store/pauses.py),
+    and on each flow what happened while it was held."""
+    db.execute("ALTER TABLE flows ADD COLUMN paused TEXT")
+    db.table("pauses").create(
+        {
+            "id": int,
+            "proxy_pid": int,
+            "side": str,  # request | response: which half is held
+            "state": str,  # paused, then resume or kill (the browser's answer)
+            "created_at": float,
+            "deadline": float,  # resumed unchanged after this
+            "timeout_s": float,
+            "held": int,  # the browser opened it in the editor (the deadline moved once)
+            "method": str,
+            "url": str,
+            "headers": str,  # JSON [[name, value]], the held half's, secrets redacted
+            "body": bytes,
+            "status": int,  # response side: the answer's status
+            "edit_method": str,  # the browser's edits; NULL: unchanged
+            "edit_url": str,
+            "edit_headers": str,
+            "edit_body": bytes,
+        },
+        pk="id",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_initial,
     _v2_findings,
@@ -307,6 +336,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v7_response_http_version,
     _v8_injected,
     _v9_controls,
+    _v10_pauses,
 )
 VIEWS = ("failed_calls", "schema_violations", "rate_limits", "endpoint_summary")
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -29,6 +29,8 @@ class StoredFlow:
     findings: list[dict[str, Any]] = field(default_factory=list)
     replays: list[int] = field(default_factory=list)
     tenant_name: str | None = None
+    # Bodies as they were before an edit at a breakpoint: "request" and/or "response".
+    originals: dict[str, str | bytes] = field(default_factory=dict)
 
     @property
     def id(self) -> int:
@@ -76,7 +78,12 @@ def load(conn: sqlite3.Connection, flow_id: int) -> StoredFlow | None:
     if row["tenant_id"]:
         t = conn.execute("SELECT name FROM tenants WHERE id = ?", (row["tenant_id"],)).fetchone()
         name = t[0] if t else None
-    return StoredFlow(dict(row), bodies.get("request"), bodies.get("response"), findings, replays, name)
+    originals = {
+        side.removesuffix("-original"): body
+        for side, body in bodies.items()
+        if side.endswith("-original") and body is not None
+    }
+    return StoredFlow(dict(row), bodies.get("request"), bodies.get("response"), findings, replays, name, originals)
 
 
 def flow_ids(conn: sqlite3.Connection, where: Where) -> Iterator[int]:

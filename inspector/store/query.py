@@ -12,6 +12,7 @@
     ~rl             rate limited        ~replay         a replay
     ~marked         marked              ~comment TEXT   has a comment (containing TEXT)
     ~injected       shaped by a fault rule (proxy --fault), not by Xero
+    ~paused         held at a breakpoint (proxy --break)
     !  &  |  ( )    not, and (also by juxtaposition), or, grouping
 
 Patterns are case-insensitive; with regex characters in them they are regular expressions
@@ -237,6 +238,7 @@ _NO_ARG: dict[str, Where] = {
     "~replay": Where("(source = 'replay' OR replay_of IS NOT NULL)"),
     "~marked": Where("marked"),
     "~injected": Where("injected IS NOT NULL"),
+    "~paused": Where("paused IS NOT NULL"),
     "~all": Where("1"),
 }
 FILTERS = sorted([*_WITH_ARG, *_NO_ARG, "~v"])
@@ -264,7 +266,7 @@ HELP: tuple[tuple[str, str], ...] = (
     ("~q  ~s", "not answered yet; answered"),
     ("~replay", "a replay (r, e, or xero-inspector replay)"),
     ("~marked", "flows you marked (m)"),
-    ("~injected", "answers a fault rule made (proxy --fault), not Xero"),
+    ("~injected  ~paused", "a fault rule's answer; held at a breakpoint"),
     ("~comment TEXT", "has a comment (containing TEXT)"),
     ("~all", "everything"),
     ("!  &  |  ( )", "not, and (a space does too), or, grouping"),

@@ -31,6 +31,7 @@ class Summary:
     recorders: dict[str, int] = field(default_factory=dict)
     failed: int = 0  # ~failed: the outcomes above but ok, plus calls to retired endpoints
     injected: int = 0  # answers fault rules made (proxy --fault): counted above, never as failed
+    paused: int = 0  # calls held at a breakpoint (proxy --break)
 
     @property
     def total(self) -> int:
@@ -59,11 +60,12 @@ def summarize(conn: sqlite3.Connection) -> Summary:
     rec = conn.execute(
         "select coalesce(sum(recorded), 0), coalesce(sum(dropped), 0), coalesce(sum(errors), 0) from recorders"
     ).fetchone()
-    failed, injected = conn.execute(
-        f"select coalesce(sum(({failed_sql()}) and not ({INJECTED_ANSWER})), 0), coalesce(sum({INJECTED_ANSWER}), 0) "
-        "from flows"
+    failed, injected, paused = conn.execute(
+        f"select coalesce(sum(({failed_sql()}) and not ({INJECTED_ANSWER})), 0), coalesce(sum({INJECTED_ANSWER}), 0), "
+        "coalesce(sum(paused is not null), 0) from flows"
     ).fetchone()
-    return Summary(rows, tenants, {"recorded": rec[0], "dropped": rec[1], "errors": rec[2]}, failed, injected)
+    recorders = {"recorded": rec[0], "dropped": rec[1], "errors": rec[2]}
+    return Summary(rows, tenants, recorders, failed, injected, paused)
 
 
 def _cell(value: str | None) -> Text:
@@ -72,9 +74,17 @@ def _cell(value: str | None) -> Text:
 
 
 def render(summary: Summary, console: Console) -> None:
+    # What xero-inspector itself did to the traffic, on a line of its own (80 columns).
+    ours = ", ".join(
+        part
+        for part, n in (
+            (f"{summary.injected} injected by fault rules", summary.injected),
+            (f"{summary.paused} held at a breakpoint", summary.paused),
+        )
+        if n
+    )
     table = Table(
-        title=f"{plural(summary.total, 'exchange')} recorded, {summary.failed} failed"
-        + (f", {summary.injected} injected by fault rules" if summary.injected else ""),
+        title="\n".join(filter(None, (f"{plural(summary.total, 'exchange')} recorded, {summary.failed} failed", ours))),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,

@@ -12,6 +12,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from rich.text import Text
 from textual import on, work
@@ -26,8 +27,8 @@ from inspector.commands import export
 from inspector.commands.diff import FlowDiff, compare
 from inspector.commands.replay import NeedsToken, Prepared, ReplayError, Request, request_of, target_url
 from inspector.ingest.validate import Validator
-from inspector.proxy import fault_rules
-from inspector.store import controls, edits, flows
+from inspector.proxy import break_rules, fault_rules
+from inspector.store import controls, edits, flows, pauses
 from inspector.store.browse import (
     MARKED,
     FlowQuery,
@@ -53,9 +54,11 @@ from inspector.tui.messages import (
     Polled,
 )
 from inspector.tui.orgs import OrganisationsScreen
+from inspector.tui.paused import PausedCalls
 from inspector.tui.replaying import DiffScreen, Replays, ReplaySettings
 from inspector.utils.text import plural, safe
 
+T = TypeVar("T")
 POLL_S = 0.5
 FILTER_DEBOUNCE_S = 0.35
 DETAIL_DEBOUNCE_S = 0.12
@@ -78,6 +81,11 @@ LIST_ACTIONS = {
     "reload",
     "leave",
     "goto",
+    "faults",
+    "breakpoints",
+    "resume",
+    "resume_all",
+    "kill",
 }
 PRESETS = (
     ("Failed calls", "~failed", "every failed call: errors, 429s, no answer, retired endpoints"),
@@ -106,6 +114,10 @@ class InspectorApp(App[None]):
         Binding("p", "pretty", "Pretty/as sent"),
         Binding("o", "organisations", "Orgs"),
         Binding("i", "faults", "Faults", show=False),
+        Binding("b", "breakpoints", "Breakpoints", show=False),
+        Binding("a", "resume", "Resume held", show=False),
+        Binding("A", "resume_all", "Resume all held", show=False),
+        Binding("x", "kill", "Kill held", show=False),
         Binding("z", "maximize_detail", "Zoom", show=False),
         Binding("1", "tab('request')", "Request", show=False),
         Binding("2", "tab('response')", "Response", show=False),
@@ -134,6 +146,7 @@ class InspectorApp(App[None]):
         ("z", "zoom the detail pane"),
         ("o", "organisations: calls, limits left, 429s"),
         ("i", "fault rules for the proxy (Xero failing on purpose)"),
+        ("b  a A x", "breakpoints; let a held call go, all go; kill it"),
         ("Enter on a finding", "jump to its line in the body"),
         ("Ctrl+R", "reload rows another program changed"),
         ("Ctrl+P", "command palette"),
@@ -177,6 +190,7 @@ class InspectorApp(App[None]):
         self.filter_input = Input(placeholder=FILTER_HINT, id="filter")
         self.filter_error = Static(id="filter-error")
         self.list_header = Static(id="list-header")
+        self.paused_calls = PausedCalls(self._with_writer, self.replays, id="paused")
         self.flows = FlowList(self.reader, id="flows")
         self.detail = FlowDetail(self.reader, id="detail")
         self.status = Static(id="status")
@@ -185,6 +199,7 @@ class InspectorApp(App[None]):
         yield Header()
         yield self.filter_input
         yield self.filter_error
+        yield self.paused_calls
         yield self.list_header
         yield self.flows
         yield self.detail
@@ -355,11 +370,13 @@ class InspectorApp(App[None]):
             seq, query, seen = self.filter_seq, self.flows.flow_query, self.flows.upto
             top = max_id(conn)
             added = query.count(conn, seen, top) if top > seen else 0
-            polled = Polled(seq, added, top, recorder_status(conn), tenant_names(conn))
+            polled = Polled(seq, added, top, recorder_status(conn), tenant_names(conn), pauses.paused(conn))
         self.post_message(polled)
 
     def on_polled(self, message: Polled) -> None:
         self.recorder = message.recorder
+        if message.paused != self.paused_calls.calls:
+            self.paused_calls.show(message.paused)
         if message.names != self.flows.names:
             self.flows.set_names(message.names)
         if message.generation == self.filter_seq and message.max_id > self.flows.upto:
@@ -522,8 +539,37 @@ class InspectorApp(App[None]):
     def action_faults(self) -> None:
         """Fault rules for the proxy recording into this file: written into it, read by the
         proxy within a second (store/controls.py)."""
+        self._ask_rules(
+            "Fault rules for the proxy recording here, '; ' between them (empty: none)",
+            controls.faults,
+            controls.set_faults,
+            fault_rules.parse,
+            "rate-limit ~res job.api times 1; xpm-error ~m POST every 3",
+            "fault rules",
+        )
+
+    def action_breakpoints(self) -> None:
+        """Breakpoints for the proxy recording into this file, the same way as fault rules."""
+        self._ask_rules(
+            "Breakpoints: calls to hold, '; ' between them; 'response FILTER' holds Xero's answer (empty: none)",
+            controls.breaks,
+            controls.set_breaks,
+            break_rules.parse,
+            "~api xpm & ~m POST; response ~u job.api/get",
+            "breakpoints",
+        )
+
+    def _ask_rules(
+        self,
+        title: str,
+        read: Callable[[sqlite3.Connection], list[str]],
+        write: Callable[[sqlite3.Connection, list[str]], None],
+        parse: Callable[[str], object],
+        placeholder: str,
+        what: str,
+    ) -> None:
         with self.reader.conn() as conn:
-            current = controls.faults(conn)
+            current = read(conn)
 
         def done(text: str | None) -> None:
             if text is None:
@@ -531,31 +577,38 @@ class InspectorApp(App[None]):
             rules = [r.strip() for r in text.split(";") if r.strip()]
             try:
                 for rule in rules:
-                    fault_rules.parse(rule)
-            except fault_rules.FaultError as e:
+                    parse(rule)
+            except ValueError as e:  # FaultError, BreakError: one line naming the rule
                 self.notify(str(e), severity="error", timeout=10)
                 return
-            self._set_faults(rules)
+            self._set_rules(write, rules, what)
 
-        self.push_screen(
-            TextPrompt(
-                "Fault rules for the proxy recording here, '; ' between them (empty: none)",
-                "; ".join(current),
-                "rate-limit ~res job.api times 1; xpm-error ~m POST every 3",
-            ),
-            done,
-        )
+        self.push_screen(TextPrompt(title, "; ".join(current), placeholder), done)
 
     @work(thread=True, group="edit", exit_on_error=False)
-    def _set_faults(self, rules: list[str]) -> None:
+    def _set_rules(self, write: Callable[[sqlite3.Connection, list[str]], None], rules: list[str], what: str) -> None:
         with self._write_lock:
-            controls.set_faults(self._writer(), rules)
+            write(self._writer(), rules)
         said = (
-            f"fault rules set ({len(rules)}): a proxy recording into this file applies them within a second"
+            f"{what} set ({len(rules)}): a proxy recording into this file applies them within a second"
             if rules
-            else "no fault rules"
+            else f"no {what}"
         )
         self.call_from_thread(self.notify, said)
+
+    def _with_writer(self, change: Callable[[sqlite3.Connection], T]) -> T:
+        """A change through the browser's write connection, from a worker (paused calls)."""
+        with self._write_lock:
+            return change(self._writer())
+
+    def action_resume(self) -> None:
+        self.paused_calls.resume()
+
+    def action_resume_all(self) -> None:
+        self.paused_calls.resume_all()
+
+    def action_kill(self) -> None:
+        self.paused_calls.kill()
 
     @work(thread=True, group="edit", exit_on_error=False)
     def _edit(self, change: Callable[[sqlite3.Connection], int]) -> None:

@@ -55,9 +55,22 @@ class EditorScreen(Screen[Request | None]):
         Binding("escape", "dismiss(None)", "Cancel", priority=True),  # before the TextArea takes it
     ]
 
-    def __init__(self, flow_id: int, request: Request, catalog: Catalog, validator: Validator) -> None:
+    def __init__(
+        self,
+        flow_id: int,
+        request: Request,
+        catalog: Catalog,
+        validator: Validator,
+        *,
+        heading: str | None = None,
+        response: bool = False,
+    ) -> None:
+        """``heading`` replaces the replay's; ``response``: the headers and body are Xero's answer to
+        the request line (which stays as it is), checked against the answer's schema."""
         super().__init__()
         self.flow_id = flow_id
+        self.heading = heading
+        self.response = response
         self.request = request
         self.catalog = catalog
         self.validator = validator
@@ -72,7 +85,7 @@ class EditorScreen(Screen[Request | None]):
         line, heads = f"{request.method} {request.url}", headers_text(request.headers)
         shown = (safe(line), safe(heads, lines=True), safe(body, lines=True))
         self.pictured = shown != (line, heads, body)
-        self.line = Input(shown[0], id="request-line")
+        self.line = Input(shown[0], id="request-line", disabled=response)
         self.headers = TextArea(shown[1], id="headers", soft_wrap=False)
         self.body = TextArea.code_editor(shown[2], language="xml", id="body", soft_wrap=False)
         self.schema = Label(id="schema")
@@ -81,10 +94,11 @@ class EditorScreen(Screen[Request | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="editor"):
             pictured = " · [b]controls are shown as pictures (␛) and sent as shown[/]" if self.pictured else ""
-            yield Label(
+            heading = self.heading or (
                 f"[b]Edit and send[/] flow #{self.flow_id} · the token and a fresh Idempotency-Key go in "
-                f"when it is sent · [b]Ctrl+S[/] sends · Esc cancels{pictured}"
+                "when it is sent · [b]Ctrl+S[/] sends · Esc cancels"
             )
+            yield Label(heading + pictured)
             yield self.line
             yield self.headers
             yield self.body
@@ -108,7 +122,7 @@ class EditorScreen(Screen[Request | None]):
         self.found.clear_options()
         text = self.body.text
         try:
-            t = target(self.catalog, self.line.value)
+            t = target(self.catalog, self.line.value, response=self.response)
         except TargetError as e:
             self.findings = []
             self.verdict = "no schema" if text.strip() else "no body"

@@ -69,6 +69,7 @@ def render(flow: StoredFlow) -> str:
         f"  Xero      {escape(r['api_status'] or '-')}  {escape(r['api_error'] or '')}",
         f"  correlation id  {escape(r['correlation_id'] or '-')}",
         *_injected(r["injected"]),
+        *_paused(r["paused"], flow.originals),
         "",
         "[b]Token[/]",
         f"  {token_text(r)}",
@@ -104,6 +105,22 @@ def _injected(kind: str | None) -> list[str]:
     if kind == "delay":
         return [f"  [bold yellow]injected[/] {escape(kind)}: a fault rule held the call; the answer is Xero's"]
     return [f"  [bold yellow]injected[/] {escape(kind)}: a fault rule made this answer, not Xero"]
+
+
+ORIGINAL_SHOWN = 2000  # characters of a body as it was before a breakpoint edit
+
+
+def _paused(what: str | None, originals: dict[str, str | bytes]) -> list[str]:
+    """What a breakpoint did, and the body as it was before an edit there (the tabs show what was sent)."""
+    if what is None:
+        return []
+    lines = [f"  [bold yellow]paused[/] {escape(what)}"]
+    for side, body in originals.items():
+        text = body if isinstance(body, str) else f"({len(body):,} bytes, not text)"
+        cut = f"\n  … {len(text) - ORIGINAL_SHOWN:,} more characters" if len(text) > ORIGINAL_SHOWN else ""
+        lines += [f"  [b]the {side} body before the edit[/] (the {side} tab shows what was sent):"]
+        lines += [_escape(safe(text[:ORIGINAL_SHOWN], lines=True)) + cut]
+    return lines
 
 
 def _num(v: int | None) -> str:

@@ -8,6 +8,7 @@ from textual.message import Message
 
 from inspector.store.browse import FlowQuery, ListedFlow, RecorderStatus, TenantStats
 from inspector.store.flows import StoredFlow
+from inspector.store.pauses import Paused
 from inspector.tui.columns import Layout
 from inspector.tui.document import Document
 
@@ -66,6 +67,7 @@ class Polled(Message):
     max_id: int
     recorder: RecorderStatus | None
     names: dict[str, str | None]
+    paused: list[Paused]  # calls a proxy holds at a breakpoint
 
 
 @dataclass

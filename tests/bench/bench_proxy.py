@@ -148,6 +148,13 @@ def main() -> int:
         help="Also run the recorder with this fault rule; one that matches none of the workload "
         "(e.g. 'rate-limit ~res lead.api') shows what a rule costs the calls it leaves alone.",
     )
+    ap.add_argument(
+        "--break",
+        dest="breakpoint",
+        metavar="EXPR",
+        help="Also run the recorder with this breakpoint; one that matches none of the workload "
+        "(e.g. '~res lead.api') shows what a breakpoint costs the calls it leaves alone.",
+    )
     args = ap.parse_args()
 
     bindir = Path(sys.executable).parent
@@ -217,6 +224,12 @@ def main() -> int:
                     *variants["mitmdump + recorder"],
                     "--set",
                     f"inspector_fault={args.fault}",
+                ]
+            if args.breakpoint:
+                variants["recorder + breakpoint"] = [
+                    *variants["mitmdump + recorder"],
+                    "--set",
+                    f"inspector_break={args.breakpoint}",
                 ]
             results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in variants}
             cpu: dict[str, list[float]] = {name: [] for name in variants}
@@ -333,13 +346,16 @@ def report(
         f"CPU {statistics.median(cpu['mitmdump + recorder']) - statistics.median(cpu['recorder, no validation']):+.0f} "
         "us/request"
     )
-    if "recorder + fault rule" in summary:
-        rule_rps = summary["recorder + fault rule"][0]
-        print(
-            f"  fault rule {args.fault!r} / recorder: throughput ratio {rule_rps / ours_rps:.3f}, "
-            f"CPU {statistics.median(cpu['recorder + fault rule']) - statistics.median(cpu['mitmdump + recorder']):+.0f} "
-            "us/request"
-        )
+    for variant, what in (
+        ("recorder + fault rule", f"fault rule {args.fault!r}"),
+        ("recorder + breakpoint", f"breakpoint {args.breakpoint!r}"),
+    ):
+        if variant in summary:
+            extra_cpu = statistics.median(cpu[variant]) - statistics.median(cpu["mitmdump + recorder"])
+            print(
+                f"  {what} / recorder: throughput ratio {summary[variant][0] / ours_rps:.3f}, "
+                f"CPU {extra_cpu:+.0f} us/request"
+            )
     per_run = args.requests // args.concurrency * args.concurrency + args.concurrency  # with the warm-ups
     if args.paced_rate:
         per_run += args.paced_requests // args.concurrency * args.concurrency + args.concurrency
