@@ -295,7 +295,7 @@ class DemoTraffic:
         )
 
     def breakpoint(self) -> None:
-        """A breakpoint (proxy --break): a job with a misspelt element held, corrected, let go"""
+        """A breakpoint (proxy --break): a misspelt job held, corrected, let go"""
         headers = {**self.xpm_headers(), "X-Demo-Step": "breakpoint"}
         body = "<Job><Nmae>Year-end accounts</Nmae><ClientID>24097642</ClientID><StartDate>20240701</StartDate>"
         body += "<DueDate>20240930</DueDate></Job>"

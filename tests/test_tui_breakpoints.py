@@ -81,6 +81,23 @@ async def test_a_held_call_is_listed_edited_with_its_schema_checked_and_let_go(d
         assert b"<Name>Audit FY24</Name>" in sent
 
 
+async def test_a_held_call_let_go_untouched_goes_as_it_came(db: Path) -> None:
+    """The editor lays a one-line body out on several lines to edit it; that is not an edit."""
+    app = InspectorApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, app)
+        held = hold(db)
+        await until(pilot, lambda: len(app.paused_calls.calls) == 1)
+        app.paused_calls.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, EditorScreen))
+        assert isinstance(app.screen, EditorScreen) and "\n" in app.screen.body.text  # laid out
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: state(db, held)[0] == "resume")
+        _, method, url, headers, sent = state(db, held)
+        assert (method, url, json.loads(headers), sent) == ("POST", URL, [list(h) for h in HEADERS], JOB)
+
+
 async def test_a_A_and_x_answer_without_the_editor_and_b_sets_breakpoints(db: Path) -> None:
     app = InspectorApp(db)
     async with app.run_test(size=SIZE) as pilot:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Sequence
 from contextlib import closing
@@ -84,7 +85,7 @@ def run(
         code = _run_app(argv, f"http://{host}:{port}", str(ca_cert_path(confdir)), timeout)
     finally:
         stopped = stop_proxy(proc)
-    if stopped not in (0, -2):
+    if stopped not in (0, -signal.SIGINT):
         raise ChaosError(f"the proxy ended with {stopped}:\n{tail(log)}")
     with closing(open_for_reading(db)) as conn:
         return Run(judge(conn, since), code, db)

@@ -84,6 +84,7 @@ class EditorScreen(Screen[Request | None]):
         # sent as shown: such a character cannot be edited safely, and no server wants it back.
         line, heads = f"{request.method} {request.url}", headers_text(request.headers)
         shown = (safe(line), safe(heads, lines=True), safe(body, lines=True))
+        self.shown = shown  # as the editor first showed them
         self.pictured = shown != (line, heads, body)
         self.line = Input(shown[0], id="request-line", disabled=response)
         self.headers = TextArea(shown[1], id="headers", soft_wrap=False)

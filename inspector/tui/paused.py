@@ -86,8 +86,8 @@ class PausedCalls(OptionList):
 
     def _tick(self) -> None:
         if self.calls:  # the seconds left count down between polls
-            self.calls = [p for p in self.calls if p.left_s() > 0]
             before = self.highlighted_call
+            self.calls = [p for p in self.calls if p.left_s() > 0]
             self._draw(keep=before.id if before else None)
             self._show_if_any()
 
@@ -171,6 +171,21 @@ class HeldEditorScreen(EditorScreen):
         Binding("ctrl+s", "send", "Let go", priority=True),
         Binding("escape", "dismiss(None)", "Leave held", priority=True),
     ]
+
+    def edited(self) -> Request | None:
+        """What was typed; a part left as shown goes as it came (a body the editor only laid out
+        on several lines is not an edit, and is not sent re-laid)."""
+        typed = super().edited()
+        if typed is None:
+            return None
+        line, headers, body = self.shown
+        same_line = self.line.value == line
+        return Request(
+            self.request.method if same_line else typed.method,
+            self.request.url if same_line else typed.url,
+            self.request.headers if self.headers.text == headers else typed.headers,
+            self.request.body if self.body.text == body else typed.body,
+        )
 
 
 def _name(call: Paused) -> str:
