@@ -71,7 +71,8 @@ class PausedCalls(OptionList):
         if appeared:
             n = len(calls)
             self.app.notify(
-                f"{n} call(s) held at a breakpoint: Enter on one edits it, a lets it go, A all, x kills",
+                f"{n} call(s) held at a breakpoint, at the top: Shift+Tab to them, Enter edits one, "
+                "a lets it go, A all of them, x kills it",
                 severity="warning",
             )
 
