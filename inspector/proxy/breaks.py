@@ -19,7 +19,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,13 +28,11 @@ from mitmproxy import ctx, exceptions, http
 from inspector.ingest.redact import FINGERPRINT_RE, Redactor
 from inspector.proxy import capture
 from inspector.proxy.break_rules import BreakError, BreakRule, parse
-from inspector.proxy.live_filter import LiveFilter
+from inspector.proxy.live_filter import LiveFilter, RuleSet
 from inspector.proxy.poller import FilePoller
 from inspector.proxy.xero_scope import XeroScope
 from inspector.store import controls, pauses
-from inspector.store.live import LiveMatcher
 from inspector.store.pauses import Decision, Edit, Held
-from inspector.store.query import Where
 from inspector.utils.first_traceback import FirstTraceback
 from inspector.utils.text import safe
 
@@ -45,20 +42,6 @@ ANSWER_POLL_S = 0.2  # how often a proxy holding calls looks for the browser's a
 MAX_TIMEOUT_S = 3600
 TIMED_OUT = "timeout"  # a Decision state of our own: nobody answered in time
 GONE = "gone"  # the row went (the file was replaced, the proxy is stopping)
-
-
-@dataclass(frozen=True)
-class _Active:
-    """The breakpoints in force, swapped whole (the poller thread writes, the event loop reads)."""
-
-    rules: list[BreakRule] = field(default_factory=list)
-    wheres: list[Where] = field(default_factory=list)
-    needs_body: bool = False
-
-    @classmethod
-    def of(cls, rules: list[BreakRule]) -> _Active:
-        wheres = [r.where for r in rules]
-        return cls(rules, wheres, LiveMatcher.reads_the_body(wheres))
 
 
 class _Remembering(Redactor):
@@ -88,10 +71,7 @@ class Breaks:
 
     def __init__(self, scope: XeroScope) -> None:
         self.scope = scope
-        self.active = _Active()
-        self._options: list[BreakRule] = []
-        self._browser: list[BreakRule] = []
-        self._browser_texts: list[str] = []
+        self.active: RuleSet[BreakRule] = RuleSet()
         self._live = LiveFilter(scope)
         self._first = FirstTraceback()
         self._waiting: dict[int, asyncio.Future[Decision]] = {}
@@ -120,10 +100,9 @@ class Breaks:
             rules = [parse(text) for text in ctx.options.inspector_break]
         except BreakError as e:
             raise exceptions.OptionsError(f"inspector_break: {e}") from e
-        self._options = rules
         for rule in rules:
             log.info("breakpoint: %s", safe(rule.describe()))
-        self.active = _Active.of([*self._options, *self._browser])
+        self.active = self.active.with_options(rules)
 
     def running(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -171,18 +150,9 @@ class Breaks:
             loop.call_soon_threadsafe(_set_result, fut, decision)
 
     def take(self, texts: list[str]) -> None:
-        """The browser's breakpoints, when they changed (one that does not parse is skipped)."""
-        if texts == self._browser_texts:
-            return
-        rules = []
-        for text in texts:
-            try:
-                rules.append(parse(text))
-            except BreakError as e:
-                log.error("breakpoint from the browser skipped: %s", e)
-        self._browser, self._browser_texts = rules, texts
-        log.info("breakpoints from the browser: %s", safe("; ".join(r.describe() for r in rules)) or "none")
-        self.active = _Active.of([*self._options, *self._browser])
+        """The browser's rules, when they changed."""
+        if (changed := self.active.with_browser(texts, parse, "breakpoints")) is not None:
+            self.active = changed
 
     # -- hooks -------------------------------------------------------------------------------
 

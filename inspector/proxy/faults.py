@@ -15,7 +15,6 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +23,14 @@ from mitmproxy import ctx, exceptions, http
 from inspector.ingest.row import FlowRow
 from inspector.proxy import capture
 from inspector.proxy.fault_rules import FaultError, FaultRule, answer, load_file, parse
-from inspector.proxy.live_filter import LiveFilter
+from inspector.proxy.live_filter import LiveFilter, RuleSet
 from inspector.proxy.poller import FilePoller
 from inspector.proxy.xero_scope import XeroScope
 from inspector.store import controls
-from inspector.store.live import LiveMatcher
-from inspector.store.query import Where
 from inspector.utils.first_traceback import FirstTraceback
 from inspector.utils.text import safe
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Active:
-    """The rules in force, swapped whole (the poller thread writes, the event loop reads)."""
-
-    rules: list[FaultRule] = field(default_factory=list)
-    wheres: list[Where] = field(default_factory=list)
-    needs_body: bool = False
-
-    @classmethod
-    def of(cls, rules: list[FaultRule]) -> _Active:
-        wheres = [r.where for r in rules]
-        return cls(rules, wheres, LiveMatcher.reads_the_body(wheres))
 
 
 class Faults:
@@ -55,10 +38,7 @@ class Faults:
 
     def __init__(self, scope: XeroScope) -> None:
         self.scope = scope
-        self.active = _Active()
-        self._options: list[FaultRule] = []  # --fault and --faults
-        self._browser: list[FaultRule] = []  # set from the browser, read from the file
-        self._browser_texts: list[str] = []
+        self.active: RuleSet[FaultRule] = RuleSet()
         self._live = LiveFilter(scope)
         self._first = FirstTraceback()
         self._poller = FilePoller("faults-poller", self._read, lambda: controls.POLL_S)
@@ -82,10 +62,9 @@ class Faults:
                 rules += load_file(ctx.options.inspector_faults_file)
         except FaultError as e:
             raise exceptions.OptionsError(str(e)) from e
-        self._options = rules
         for rule in rules:
             log.info("fault rule: %s", safe(rule.describe()))
-        self.active = _Active.of([*self._options, *self._browser])
+        self.active = self.active.with_options(rules)
 
     def running(self) -> None:
         db = getattr(ctx.options, "inspector_db", "")
@@ -100,18 +79,9 @@ class Faults:
         self.take(controls.faults(conn))
 
     def take(self, texts: list[str]) -> None:
-        """The browser's rules, when they changed: parsed (one that does not is logged and skipped)."""
-        if texts == self._browser_texts:
-            return
-        rules = []
-        for text in texts:
-            try:
-                rules.append(parse(text))
-            except FaultError as e:
-                log.error("fault rule from the browser skipped: %s", e)
-        self._browser, self._browser_texts = rules, texts
-        log.info("fault rules from the browser: %s", safe("; ".join(r.describe() for r in rules)) or "none")
-        self.active = _Active.of([*self._options, *self._browser])
+        """The browser's rules, when they changed."""
+        if (changed := self.active.with_browser(texts, parse, "fault rules")) is not None:
+            self.active = changed
 
     async def request(self, flow: http.HTTPFlow) -> None:
         active = self.active
@@ -135,7 +105,7 @@ class Faults:
             headers = http.Headers([(k.encode(), v.encode()) for k, v in made.headers])
             flow.response = http.Response.make(made.status, made.body, headers)
 
-    def _first_firing(self, flow: http.HTTPFlow, active: _Active) -> tuple[FaultRule | None, FlowRow]:
+    def _first_firing(self, flow: http.HTTPFlow, active: RuleSet[FaultRule]) -> tuple[FaultRule | None, FlowRow]:
         """The first rule that matches this call and fires on it, and the call as a flow row."""
         hits, row = self._live.matches(flow, active.wheres, active.needs_body)
         for rule, hit in zip(active.rules, hits, strict=True):

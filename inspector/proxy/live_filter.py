@@ -7,7 +7,10 @@ rule means exactly what the same filter means in the browser.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 from mitmproxy import http
 
@@ -17,6 +20,55 @@ from inspector.proxy import capture
 from inspector.proxy.xero_scope import XeroScope
 from inspector.store.live import LiveMatcher
 from inspector.store.query import Where
+from inspector.utils.text import safe
+
+log = logging.getLogger(__name__)
+
+
+class Rule(Protocol):
+    @property
+    def where(self) -> Where: ...
+
+    def describe(self) -> str: ...
+
+
+R = TypeVar("R", bound=Rule)
+
+
+@dataclass(frozen=True)
+class RuleSet(Generic[R]):
+    """Rules in force, swapped whole (a poller thread writes, the event loop reads): the options'
+    first, then the browser's, with their compiled filters and whether any reads the body."""
+
+    options: list[R] = field(default_factory=list)
+    browser: list[R] = field(default_factory=list)
+    browser_texts: list[str] = field(default_factory=list)
+    rules: list[R] = field(default_factory=list)
+    wheres: list[Where] = field(default_factory=list)
+    needs_body: bool = False
+
+    @classmethod
+    def of(cls, options: list[R], browser: list[R], texts: list[str]) -> RuleSet[R]:
+        rules = [*options, *browser]
+        wheres = [r.where for r in rules]
+        return cls(options, browser, texts, rules, wheres, LiveMatcher.reads_the_body(wheres))
+
+    def with_options(self, options: list[R]) -> RuleSet[R]:
+        return RuleSet.of(options, self.browser, self.browser_texts)
+
+    def with_browser(self, texts: list[str], parse: Callable[[str], R], what: str) -> RuleSet[R] | None:
+        """The browser's rule texts parsed (one that does not is logged and skipped), or None when
+        they are the ones already in force."""
+        if texts == self.browser_texts:
+            return None
+        rules = []
+        for text in texts:
+            try:
+                rules.append(parse(text))
+            except ValueError as e:  # FaultError, BreakError: one line that names the rule
+                log.error("%s from the browser skipped: %s", what, e)
+        log.info("%s from the browser: %s", what, safe("; ".join(r.describe() for r in rules)) or "none")
+        return RuleSet.of(self.options, rules, texts)
 
 
 class LiveFilter:
