@@ -85,16 +85,16 @@ def parse_listen(value: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-def check_exposure(host: str, allow_remote: bool) -> bool:
-    """Loopback unless asked: a proxy others can reach lets them use it and read the traffic.
-    True when it will listen beyond loopback (the proxy's recorder then warns in its log)."""
+def check_exposure(host: str, allow_remote: bool, reach: str = "use this proxy and read your traffic") -> bool:
+    """Loopback unless asked: a proxy others can reach lets them use it and read the traffic (a
+    web page or an MCP server, read the recording). True when it will listen beyond loopback."""
     from inspector.proxy.spawn import is_loopback
 
     if is_loopback(host):
         return False
     if not allow_remote:
         raise UserError(
-            f"refusing to listen on {host}: anyone who can reach it could use this proxy and read your traffic; "
+            f"refusing to listen on {host}: anyone who can reach it could {reach}; "
             "pass --allow-remote if that is what you want"
         )
     return True
@@ -528,9 +528,16 @@ def tui(db: str, to: str | None, ca: str | None, token: str | None, allow_plain_
     _browse(db, replay=_replay_settings(to, ca, token, allow_plain_http=allow_plain_http))
 
 
+_WEB_REACH = "read the recording and replay calls with your token"
+
+
 @main.command(short_help="The proxy and the browser together.")
 @_recording_options
 @click.option("--token", metavar="T", help="Access token for replays (default: $XERO_ACCESS_TOKEN; else asked).")
+@click.option("--web", is_flag=True, help="The browser as a web page (on --web-listen) instead of in this terminal.")
+@click.option(
+    "--web-listen", default="127.0.0.1:8081", show_default=True, metavar="HOST:PORT", help="Where --web serves it."
+)
 @user_errors
 def up(
     listen: str,
@@ -546,12 +553,16 @@ def up(
     breaks: tuple[str, ...],
     break_timeout: int,
     token: str | None,
+    web: bool,
+    web_listen: str,
 ) -> None:
     """The proxy (in its own process) and the browser together; quitting the browser stops the proxy.
 
     If a proxy is already recording into --db, the browser attaches to it and leaves it running.
     The proxy's log goes to DB.proxy.log. Replays from the browser go where the proxy
     sends traffic (--redirect, trusting --upstream-ca).
+
+    With --web the browser is a web page instead (see `web`); Ctrl+C stops both.
 
     Example: xero-inspector up --db flows.db
     """
@@ -560,6 +571,13 @@ def up(
     from inspector.tui.up import up as run_up
 
     host, port = parse_listen(listen, 8080)
+    web_host, web_port = parse_listen(web_listen, 8081)
+    if web:
+        check_exposure(web_host, allow_remote, _WEB_REACH)
+        try:  # before the proxy starts: a taken port is one line, not a proxy started and stopped
+            spawn.check_port(web_host, web_port, "another page")
+        except spawn.PortInUse as e:
+            raise UserError(str(e).replace("--listen", "--web-listen")) from e
     if check_exposure(host, allow_remote):  # the proxy's own warning goes to its log file
         click.echo(f"warning: {spawn.exposure_warning(host)}", err=True)
     args = ["--confdir", confdir] + (["--allow-remote"] if allow_remote else [])
@@ -576,6 +594,9 @@ def up(
         args += ["--catalog", c]
 
     def browse(proc: Any, log: str) -> None:
+        if web:
+            _serve_web(db, web_host, web_port, _tui_args(redirect, upstream_ca, False, catalogs), token, "--web-listen")
+            return
         settings = _replay_settings(redirect, upstream_ca, token, catalogs)
         InspectorApp(db, proxy=proc, proxy_log=log, replay=settings).run()  # up has opened and migrated the file
 
@@ -583,6 +604,59 @@ def up(
         run_up(db, host, port, args, browse, lambda line: click.echo(safe(line), err=True))
     except spawn.SpawnError as e:
         raise UserError(str(e)) from e
+
+
+def _tui_args(to: str | None, ca: str | None, allow_plain_http: bool, catalogs: tuple[str, ...] = ()) -> list[str]:
+    """The replay settings, as `tui` takes them on its command line (the token goes by environment)."""
+    args = ["--to", to] if to else []
+    args += ["--ca", str(Path(ca).resolve())] if ca else []
+    args += ["--allow-plain-http"] if allow_plain_http else []
+    for c in catalogs:
+        args += ["--catalog", str(Path(c).resolve())]
+    return args
+
+
+def _serve_web(db: str, host: str, port: int, tui_args: list[str], token: str | None, option: str) -> None:
+    from inspector.proxy import spawn
+    from inspector.tui import web as web_mod
+
+    try:
+        spawn.check_port(host, port, "another page")
+    except spawn.PortInUse as e:
+        raise UserError(str(e).replace("--listen", option)) from e
+    click.echo(f"Serving {safe(db)} at {web_mod.url(host, port)} (Ctrl+C stops)", err=True)
+    web_mod.serve(str(Path(db).resolve()), host, port, tui_args, token)
+
+
+@main.command(short_help="The browser as a web page on loopback.")
+@_db_option("SQLite file to browse.")
+@click.option("--listen", default="127.0.0.1:8081", show_default=True, metavar="HOST:PORT", help="Where to serve it.")
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow --listen beyond loopback (anyone who reaches it reads the recording and can replay with your token).",
+)
+@_replay_target_options
+@user_errors
+def web(
+    db: str, listen: str, allow_remote: bool, to: str | None, ca: str | None, token: str | None, allow_plain_http: bool
+) -> None:
+    """The terminal browser as a web page (textual-serve): open the address in a browser.
+
+    Each page runs its own browser on the file, live, with the same keys. Copying to the
+    clipboard depends on the web browser allowing it; the text is shown either way.
+
+    Example: xero-inspector web --db flows.db
+    """
+    from contextlib import closing
+
+    from inspector.store.database import open_for_reading
+
+    host, port = parse_listen(listen, 8081)
+    check_exposure(host, allow_remote, _WEB_REACH)
+    with closing(open_for_reading(db)):  # a missing or foreign file: one line here, not a dead page
+        pass
+    _serve_web(db, host, port, _tui_args(to, ca, allow_plain_http), token, "--listen")
 
 
 def _catalog_option(fn: F) -> F:
@@ -854,20 +928,18 @@ def endpoints(family: str | None, schemas_only: bool, catalogs: tuple[str, ...])
 
     Example: xero-inspector endpoints --family xpm-3.0
     """
+    from inspector.commands.endpoints import NoEndpoints, listing
     from inspector.ingest.catalog import Catalog
     from inspector.ingest.validate import SchemaCache, preload
 
     catalog = Catalog.load(catalogs)
     preload(catalog, SchemaCache())  # a user XSD listed here must also compile: one line if not
+    try:
+        found = listing(catalog, family, schemas_only)
+    except NoEndpoints as e:
+        raise UserError(str(e)) from e
     rows = [("FAMILY", "METHOD", "PATH", "REQUEST SCHEMA", "RESPONSE SCHEMA")]
-    for ep in sorted(catalog.endpoints, key=lambda e: (e.family, e.path.lower(), e.method)):
-        if (family and ep.family != family) or (schemas_only and ep.request is None):
-            continue
-        fam = catalog.families[ep.family]
-        response = fam.response.label if fam.response else "-"
-        rows.append((ep.family, ep.method, ep.path, ep.request.describe() if ep.request else "-", response))
-    if len(rows) == 1:
-        raise UserError(f"no endpoints for family {family!r}; families: {', '.join(sorted(catalog.families))}")
+    rows += [(r.family, r.method, r.path, r.request_schema, r.response_schema) for r in found]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4])
@@ -1005,3 +1077,60 @@ def diff(a: int, b: int | None, db: str, unified: bool, full: bool) -> None:
             console.width = 160  # side by side needs room; a pipe has no width to keep to
         console.print(render(d, full))
     sys.exit(0 if d.same else 1)
+
+
+@main.command(short_help="The recording for a coding agent (MCP server).")
+@_db_option("SQLite file the tools read (and replays record into).")
+@click.option("--http", "http", is_flag=True, help="Streamable HTTP on --listen instead of stdio.")
+@click.option("--listen", default="127.0.0.1:8765", show_default=True, metavar="HOST:PORT", help="For --http.")
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow --listen beyond loopback (anyone who reaches it reads the recording and can replay).",
+)
+@click.option("--allow-writes", is_flag=True, help="Let replay send POST/PUT/DELETE (each call still needs confirm).")
+@click.option("--keep-secrets", is_flag=True, help="Return tokens and keys as the recording holds them.")
+@click.option("--to", metavar="URL", help="Replays go to this origin (a sandbox, the mock); path and query kept.")
+@click.option("--ca", type=click.Path(exists=True, dir_okay=False), help="Also trust this CA for replays.")
+@click.option("--token", metavar="T", help="Access token for replays (default: $XERO_ACCESS_TOKEN).")
+@click.option("--tenant", metavar="ID", help="Replays go to this organisation (the xero-tenant-id header).")
+@_catalog_option
+@user_errors
+def mcp(
+    db: str,
+    http: bool,
+    listen: str,
+    allow_remote: bool,
+    allow_writes: bool,
+    keep_secrets: bool,
+    to: str | None,
+    ca: str | None,
+    token: str | None,
+    tenant: str | None,
+    catalogs: tuple[str, ...],
+) -> None:
+    """An MCP server over a recording, for a coding agent: list_flows, get_flow,
+    findings_summary, validate, endpoints, diff and replay, answering compact JSON.
+
+    Speaks stdio (the agent starts it); --http serves streamable HTTP at /mcp on loopback.
+    Secrets stay redacted unless --keep-secrets. replay sends GETs; writes need --allow-writes
+    and confirm=true in the call.
+
+    Example: xero-inspector mcp --db flows.db
+    """
+    from contextlib import closing
+
+    from inspector.agent.server import serve
+    from inspector.agent.tools import Settings, Tools
+    from inspector.store.database import open_for_reading
+
+    address = parse_listen(listen, 8765) if http else None
+    if address:
+        check_exposure(address[0], allow_remote, "read the recording and replay calls")
+    with closing(open_for_reading(db)):  # a missing or foreign file: one line now, not at the first call
+        pass
+    _load_catalog(catalogs)  # a broken user schema: the same
+    settings = Settings(Path(db), catalogs, keep_secrets, allow_writes, token, tenant, to, ca)
+    if address:
+        click.echo(f"MCP over streamable HTTP at http://{address[0]}:{address[1]}/mcp (Ctrl+C stops)", err=True)
+    serve(Tools(settings), address)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -117,3 +118,10 @@ def test_the_readme_per_exchange_line_is_the_proxys() -> None:
     job = b"<Job><Name>A</Name><ClientID>1</ClientID><StartDate>20240101</StartDate><DueDate>20240102</DueDate></Job>"
     row = Ingest(Catalog.load(), validator=Validator())(record(request_body=job)).flow
     assert stamp + flow_line(flow_id, row) == shown
+
+
+def test_the_readmes_mcp_registration_starts_the_server_on_a_recording() -> None:
+    (snippet,) = [json.loads(b) for b in code_blocks("json") if '"mcpServers"' in b]
+    server = snippet["mcpServers"]["xero-inspector"]
+    assert Path(server["command"]).name == "xero-inspector" and server["args"][:2] == ["mcp", "--db"]
+    assert server["args"][0] in main.commands  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A module may import from its own package and from any layer before it.
-LAYERS = ["utils", "ingest", "store", "samples", "proxy", "commands", "tui", "(top)"]
+LAYERS = ["utils", "ingest", "store", "samples", "proxy", "commands", "agent", "tui", "(top)"]
 
 
 def _layer(module: str) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from inspector.store.database import open_for_reading, tenant_names
 from inspector.store.query import Where, compile_filter
+from inspector.utils.text import safe
 
 LIST_COLUMNS = (
     "id, started_at, tenant_id, family, method, resource, operation, host, path, status, outcome, "
@@ -49,6 +50,17 @@ class ListedFlow:
     comment: str | None
     source: str | None
     replay_of: int | None
+
+
+def resource_label(row: ListedFlow) -> str:
+    """What the list names a call by: resource/operation as the catalog knows it, else host and path."""
+    if row.resource:
+        return safe(f"{row.resource}/{row.operation}" if row.operation else row.resource)
+    return safe(f"{row.host or ''}{row.path or ''}")
+
+
+def org_label(row: ListedFlow, names: dict[str, str | None]) -> str:
+    return safe(names.get(row.tenant_id or "") or row.tenant_id or "-")
 
 
 @dataclass(frozen=True, slots=True)

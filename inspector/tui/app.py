@@ -638,7 +638,13 @@ class InspectorApp(App[None]):
             return
         command = export.curl(flow)
         self.call_from_thread(self.copy_to_clipboard, command)
-        self.call_from_thread(self.notify, f"curl for #{row.id} copied to the clipboard:\n{command[:300]}")
+        # In a web page the clipboard is the web browser's to give (it may refuse): the text is shown either way.
+        where = (
+            "offered to the web browser's clipboard (it may refuse; select it here)"
+            if self.is_web
+            else "copied to the clipboard"
+        )
+        self.call_from_thread(self.notify, f"curl for #{row.id} {where}:\n{command[:300]}")
 
     @work(thread=True, group="out", exit_on_error=False)
     def action_export(self) -> None:

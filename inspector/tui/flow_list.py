@@ -18,7 +18,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from inspector.store.browse import FlowQuery, ListedFlow, Reader
+from inspector.store.browse import FlowQuery, ListedFlow, Reader, org_label, resource_label
 from inspector.tui.columns import Layout, fit, layout
 from inspector.tui.info import time_of_day
 from inspector.tui.messages import ColumnsChanged, FlowChosen, FlowHighlighted, PageLoaded
@@ -46,16 +46,6 @@ def human_size(n: int | None) -> str:
             return f"{size:.1f}{unit}" if size < 10 else f"{size:.0f}{unit}"
         size /= 1024
     raise AssertionError("unreachable")
-
-
-def resource_label(row: ListedFlow) -> str:
-    if row.resource:
-        return safe(f"{row.resource}/{row.operation}" if row.operation else row.resource)
-    return safe(f"{row.host or ''}{row.path or ''}")
-
-
-def org_label(row: ListedFlow, names: dict[str, str | None]) -> str:
-    return safe(names.get(row.tenant_id or "") or row.tenant_id or "-")
 
 
 def content_widths(rows: list[ListedFlow], names: dict[str, str | None]) -> dict[str, int]:

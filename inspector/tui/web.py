@@ -1,0 +1,64 @@
+"""`xero-inspector web`: the terminal browser served as a web page, by textual-serve (the Textual
+project's own server): each page that opens runs `xero-inspector tui` in a process of its own and
+draws it with xterm.js. No second UI: what the page shows is the app.
+
+The page's process gets its replay token through the environment, never on its command line
+(which any user of the machine can read in ps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+from textual_serve.server import Server
+
+from inspector.commands.export import TOKEN_VARIABLE
+
+
+def command(db: str, tui_args: Sequence[str] = ()) -> str:
+    """The shell line textual-serve runs per page: this interpreter, so the page runs the same install."""
+    return shlex.join([sys.executable, "-m", "inspector", "tui", "--db", db, *tui_args])
+
+
+def url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class PageServer(Server):
+    """textual-serve's server, whose Ctrl+C also ends the pages' apps at once: by itself it waits
+    for each open page's socket to give up (24 s, measured with one page open)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pages: set[asyncio.Task[Any]] = set()
+
+    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self._pages.add(task)
+        try:
+            return await super().handle_websocket(request)
+        finally:
+            self._pages.discard(task)
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        # Cancelled, each page's handler tells its app to quit and closes the socket (the page says
+        # "Session ended").
+        pages = list(self._pages)
+        for task in pages:
+            task.cancel()
+        await asyncio.gather(*pages, return_exceptions=True)
+
+
+def serve(db: str, host: str, port: int, tui_args: Sequence[str] = (), token: str | None = None) -> None:
+    """Serve until Ctrl+C. A page that closes ends its own app process."""
+    if token:
+        os.environ[TOKEN_VARIABLE] = token
+    title = f"xero-inspector: {db}"
+    PageServer(command(db, tui_args), host=host, port=port, title=title, public_url=url(host, port)).serve()
