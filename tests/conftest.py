@@ -28,3 +28,10 @@ def upstream() -> Iterator[MockXero]:
     """A mock Xero shared by one test module's recording and its replays."""
     with MockXero() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """asyncio only: Textual and the MCP SDK's tests run on it, and with trio installed (selenium
+    brings it) anyio's plugin would run every async test on trio too."""
+    return "asyncio"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -36,11 +37,6 @@ TYPO_JOB = (
     "  <StartDate>20260101</StartDate>\n  <DueDate>20260131</DueDate>\n</Job>\n"
 )
 JWT = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -313,6 +309,8 @@ async def test_streamable_http_on_loopback_and_refused_beyond_it(demo: Path) -> 
     try:
         url = f"http://127.0.0.1:{port}/mcp"
         _wait_for_port(port)
+        rebound = httpx.post(url, headers={"Host": f"evil.example:{port}"}, json={}, timeout=WAIT)
+        assert rebound.status_code in (403, 421)  # the SDK's guard against DNS rebinding, on for loopback
         async with streamable_http_client(url) as (read, write, _), ClientSession(read, write) as s:
             await s.initialize()
             assert {t.name for t in (await s.list_tools()).tools} == TOOLS
@@ -332,3 +330,27 @@ def _wait_for_port(port: int, hosts: Sequence[str] = ("127.0.0.1",)) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError(f"nothing listens on {port}")
+
+
+def test_ctrl_c_stops_the_stdio_server_at_once(demo: Path) -> None:
+    """An agent ends the server by closing its stdin; a person in a terminal presses Ctrl+C."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "inspector", "mcp", "--db", str(demo)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,  # held open: no end of file
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}
+    assert server.stdin and server.stdout
+    server.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}) + "\n")
+    server.stdin.flush()
+    assert json.loads(server.stdout.readline())["result"]["serverInfo"]["name"] == "xero-inspector"  # serving
+    server.send_signal(signal.SIGINT)
+    try:
+        _, err = server.communicate(timeout=WAIT)
+    finally:
+        server.kill()
+    assert server.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "xero-inspector: interrupted" and "Traceback" not in err

@@ -30,11 +30,6 @@ FLOWS = 130
 pytestmark = pytest.mark.anyio  # anyio's pytest plugin comes with httpx; Textual runs on asyncio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tui") / "flows.db"

@@ -31,11 +31,6 @@ HEADERS = (("Authorization", "Bearer redacted:sha256:0a1b2c3d"), ("Content-Type"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "flows.db"
     with open_db(path) as d:

@@ -28,11 +28,6 @@ ESSENTIAL = ["TIME", "METHOD", "RESOURCE/OP", "CODE", "OUTCOME", "FINDINGS"]
 CUSTOMER_API = "https://networktest.xero.com/api.xro/1.0/contacts?apiKey=PARTNERKEY1&xeroKey=CUSTOMERKEY1"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic traffic, and one Customer API call: an organisation known only by the

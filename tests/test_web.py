@@ -140,6 +140,10 @@ def test_the_browser_as_a_web_page_lists_flows_and_filters_them(
     accounting = rows(recording, "select count(*) n from flows where family like 'accounting-%'")[0]["n"]
     assert 0 < accounting < total
     wait_for(driver, rf"{accounting} flows? match(es)? '~api accounting'")
+    shown = len(screen_text(driver))
+    terminal.send_keys("c")  # copy as curl: in a page, the clipboard is the web browser's to give
+    wait_for(driver, r"offered to the web browser's clipboard", since=shown)
+    wait_for(driver, r"curl (-X [A-Z]+ )?https://api\.xero\.com/api\.xro/2\.0/", since=shown)
     shot = tmp_path / "web.png"
     assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000  # type: ignore[attr-defined]
 
@@ -179,3 +183,22 @@ def test_up_web_runs_the_proxy_and_the_page_together(
         code = up.stop()  # Ctrl+C: the page's server ends, then the proxy
     assert code == 0, up.output()
     assert "proxy stopped; recorded into" in up.output()
+
+
+def test_only_pages_from_its_own_address_may_drive_it(served: str) -> None:
+    """A site the developer visits could open a socket to 127.0.0.1, or reach it under its own name
+    pointed there (DNS rebinding); either would read the recording and replay with their token."""
+    port = int(served.rsplit(":", 1)[1])
+    socket = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
+    socket["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    with httpx.Client(timeout=WAIT) as http:
+        assert http.get(served).status_code == 200
+        assert http.get(f"http://localhost:{port}/").status_code == 200
+        assert http.get(served, headers={"Host": f"evil.example:{port}"}).status_code == 403
+        own = http.get(f"{served}/ws", headers={**socket, "Origin": served})
+        assert own.status_code == 101  # the handshake a page of its own makes
+        for origin in ("http://evil.example", f"http://evil.example:{port}"):
+            refused = http.get(f"{served}/ws", headers={**socket, "Origin": origin})
+            assert refused.status_code == 403, origin
+        rebound = http.get(f"{served}/ws", headers={**socket, "Host": f"evil.example:{port}"})
+        assert rebound.status_code == 403

@@ -8,6 +8,9 @@ reads one line (``isError``) and the server goes on serving.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -54,8 +57,8 @@ def build(tools: Tools, host: str = "127.0.0.1", port: int = 8000) -> FastMCP:
     @server.tool(annotations=READ_ONLY, structured_output=False)
     def get_flow(id: int, bodies: bool = True, body_offset: int = 0, body_limit: int = BODY_CHARS) -> str:
         """One call whole: URL, headers (secrets redacted), bodies, findings with line, column, xpath
-        and hint, the Xero error inside the answer, the organisation and the rate limits left.
-        Bodies come 20,000 characters at a time: ask again with body_offset=next_offset."""
+        and hint, the Xero error inside the answer, the organisation and the rate limits left. Bodies
+        come 20,000 characters at a time; ask again with body_offset=next_offset for the rest."""
         return _run(tools.get_flow, id, bodies, body_offset, body_limit)
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
@@ -66,9 +69,9 @@ def build(tools: Tools, host: str = "127.0.0.1", port: int = 8000) -> FastMCP:
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
     def validate(body: str, endpoint: str, response: bool = False) -> str:
-        """Check an XML body against the schema of the endpoint it is for, given as the call is
-        made ("POST https://api.xero.com/practicemanager/3.0/job.api/add"); response=true checks
-        an answer. Use it on a corrected body before replaying it."""
+        """Check an XML body against the schema of the endpoint it is for, given as the call is made
+        ("POST https://api.xero.com/practicemanager/3.0/job.api/add"), or against the answer's schema
+        with response=true. Use it on a corrected body before replaying it."""
         return _run(tools.validate, body, endpoint, response)
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
@@ -94,11 +97,11 @@ def build(tools: Tools, host: str = "127.0.0.1", port: int = 8000) -> FastMCP:
         edits: dict[str, Any] | None = None,
         confirm: bool = False,
     ) -> str:
-        """Send a recorded call again, optionally edited (edits: {"body": "<xml…>", "headers":
-        {"Name": "value" or null}, "url": "…"}), record the answer and say whether it is fixed.
-        token: a fresh access token (else the server's). to: an origin to send to instead (the
-        server's --to or loopback). POST/PUT/DELETE change a real organisation: refused unless the
-        server has --allow-writes, and then only with confirm=true."""
+        """Send a recorded call again, optionally edited (edits: {"body": "<xml…>", "headers": {"Name":
+        "value" or null}, "url": "…"}), with token (else the server's) to Xero, or to= the server's
+        --to or a loopback origin, then record the answer and say whether it is fixed. POST, PUT and
+        DELETE change a real organisation: refused unless the server has --allow-writes, and then
+        only with confirm=true."""
         return _run(tools.replay, id, token, to, edits, confirm)
 
     return server
@@ -106,6 +109,15 @@ def build(tools: Tools, host: str = "127.0.0.1", port: int = 8000) -> FastMCP:
 
 def serve(tools: Tools, http: tuple[str, int] | None = None) -> None:
     if http is None:
+        # The SDK reads stdin on a worker thread that only end of file stops, so Ctrl+C in a
+        # terminal would wait for Ctrl+D: leave at once instead. Nothing is left half-done (a
+        # replay's record is one SQLite transaction).
+        signal.signal(signal.SIGINT, _leave)
         build(tools).run("stdio")
     else:
         build(tools, *http).run("streamable-http")
+
+
+def _leave(signum: int, frame: object) -> None:
+    sys.stderr.write("xero-inspector: interrupted\n")
+    os._exit(128 + signum)

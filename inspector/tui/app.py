@@ -640,7 +640,7 @@ class InspectorApp(App[None]):
         self.call_from_thread(self.copy_to_clipboard, command)
         # In a web page the clipboard is the web browser's to give (it may refuse): the text is shown either way.
         where = (
-            "offered to the web browser's clipboard (it may refuse; select it here)"
+            "offered to the web browser's clipboard (it may refuse it; here it is)"
             if self.is_web
             else "copied to the clipboard"
         )

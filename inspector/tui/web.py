@@ -14,11 +14,13 @@ import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from textual_serve.server import Server
 
 from inspector.commands.export import TOKEN_VARIABLE
+from inspector.proxy.spawn import is_loopback
 
 
 def command(db: str, tui_args: Sequence[str] = ()) -> str:
@@ -30,15 +32,40 @@ def url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-class PageServer(Server):
-    """textual-serve's server, whose Ctrl+C also ends the pages' apps at once: by itself it waits
-    for each open page's socket to give up (24 s, measured with one page open)."""
+def trusted(host_header: str, origin: str | None, port: int, loopback: bool) -> bool:
+    """Whether a request may drive a page. Any web site the developer visits can open a socket to
+    127.0.0.1 (browsers let a page open a WebSocket anywhere) and would then read the recording and
+    replay with their token; or reach it under its own name pointed at 127.0.0.1 (DNS rebinding). So
+    on loopback the Host and a page's Origin must be loopback names (the page may be opened as
+    localhost and talk to 127.0.0.1); beyond it, the Origin must be the Host."""
+    host = host_header.lower()
+    source = urlsplit(origin).netloc.lower() if origin is not None else None
+    if loopback:
+        names = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+        return host in names and (source is None or source in names)
+    return source is None or source == host
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+
+class PageServer(Server):
+    """textual-serve's server, with two changes: only pages served from this address may drive it
+    (``trusted``), and its Ctrl+C ends the pages' apps at once: by itself it waits for each open
+    page's socket to give up (24 s, measured with one page open)."""
+
+    def __init__(self, *args: Any, loopback: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.loopback = loopback
         self._pages: set[asyncio.Task[Any]] = set()
 
+    def _refuse(self, request: web.Request) -> None:
+        if not trusted(request.headers.get("Host", ""), request.headers.get("Origin"), self.port, self.loopback):
+            raise web.HTTPForbidden(text="xero-inspector: this page is served to its own address only\n")
+
+    async def handle_index(self, request: web.Request) -> web.StreamResponse:
+        self._refuse(request)
+        return await super().handle_index(request)
+
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        self._refuse(request)
         task = asyncio.current_task()
         assert task is not None
         self._pages.add(task)
@@ -61,4 +88,7 @@ def serve(db: str, host: str, port: int, tui_args: Sequence[str] = (), token: st
     if token:
         os.environ[TOKEN_VARIABLE] = token
     title = f"xero-inspector: {db}"
-    PageServer(command(db, tui_args), host=host, port=port, title=title, public_url=url(host, port)).serve()
+    page = PageServer(
+        command(db, tui_args), host=host, port=port, title=title, public_url=url(host, port), loopback=is_loopback(host)
+    )
+    page.serve()
