@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from inspector.proxy.spawn import free_port
-from tests.helpers import ROOT, ProxyProcess
+from tests.helpers import ROOT, ProxyProcess, wait_for_rows
 
 pytestmark = pytest.mark.hardening
 
@@ -160,6 +160,8 @@ def test_the_proxy_keeps_to_loopback_unless_asked(tmp_path: Path, confdir: Path)
 
 def test_the_store_and_the_ca_key_are_owner_only(tmp_path: Path, confdir: Path) -> None:
     proxy = ProxyProcess(tmp_path, confdir).start()
+    # The port listens before the writer process has made the file: stopped at once, there may be none.
+    wait_for_rows(proxy.db, "SELECT id FROM recorders", 1)
     proxy.stop()
     for path in (proxy.db, confdir / "mitmproxy-ca.pem", confdir / "mitmproxy-ca.p12"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

@@ -193,7 +193,8 @@ def test_only_pages_from_its_own_address_may_drive_it(served: str) -> None:
     socket["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
     with httpx.Client(timeout=WAIT) as http:
         assert http.get(served).status_code == 200
-        assert http.get(f"http://localhost:{port}/").status_code == 200
+        page = http.get(f"http://localhost:{port}/")  # its socket goes back where it was opened
+        assert page.status_code == 200 and f'"ws://localhost:{port}/ws"' in page.text
         assert http.get(served, headers={"Host": f"evil.example:{port}"}).status_code == 403
         own = http.get(f"{served}/ws", headers={**socket, "Origin": served})
         assert own.status_code == 101  # the handshake a page of its own makes

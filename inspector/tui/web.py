@@ -62,6 +62,10 @@ class PageServer(Server):
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:
         self._refuse(request)
+        # The page's socket goes back to the address it was opened at (localhost, or this host's
+        # name beyond loopback), not to the address listened on (127.0.0.1, 0.0.0.0). Set just
+        # before the page is made from it, with nothing awaited between.
+        self.public_url = f"{request.scheme}://{request.host}"
         return await super().handle_index(request)
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
