@@ -571,13 +571,8 @@ def up(
     from inspector.tui.up import up as run_up
 
     host, port = parse_listen(listen, 8080)
-    web_host, web_port = parse_listen(web_listen, 8081)
-    if web:
-        check_exposure(web_host, allow_remote, _WEB_REACH)
-        try:  # before the proxy starts: a taken port is one line, not a proxy started and stopped
-            spawn.check_port(web_host, web_port, "another page")
-        except spawn.PortInUse as e:
-            raise UserError(str(e).replace("--listen", "--web-listen")) from e
+    # Before the proxy starts: a taken port is one line, not a proxy started and stopped.
+    web_host, web_port = _web_address(web_listen, allow_remote, "--web-listen") if web else ("", 0)
     if check_exposure(host, allow_remote):  # the proxy's own warning goes to its log file
         click.echo(f"warning: {spawn.exposure_warning(host)}", err=True)
     args = ["--confdir", confdir] + (["--allow-remote"] if allow_remote else [])
@@ -595,7 +590,7 @@ def up(
 
     def browse(proc: Any, log: str) -> None:
         if web:
-            _serve_web(db, web_host, web_port, _tui_args(redirect, upstream_ca, False, catalogs), token, "--web-listen")
+            _serve_web(db, web_host, web_port, _tui_args(redirect, upstream_ca, False, catalogs), token)
             return
         settings = _replay_settings(redirect, upstream_ca, token, catalogs)
         InspectorApp(db, proxy=proc, proxy_log=log, replay=settings).run()  # up has opened and migrated the file
@@ -616,14 +611,32 @@ def _tui_args(to: str | None, ca: str | None, allow_plain_http: bool, catalogs: 
     return args
 
 
-def _serve_web(db: str, host: str, port: int, tui_args: list[str], token: str | None, option: str) -> None:
+def _web_address(listen: str, allow_remote: bool, option: str) -> tuple[str, int]:
+    """Where the page is served: loopback unless asked, and free (one line naming ``option`` if not)."""
     from inspector.proxy import spawn
-    from inspector.tui import web as web_mod
 
+    host, port = parse_listen(listen, 8081)
+    check_exposure(host, allow_remote, _WEB_REACH)
     try:
         spawn.check_port(host, port, "another page")
     except spawn.PortInUse as e:
         raise UserError(str(e).replace("--listen", option)) from e
+    return host, port
+
+
+def _check_db(db: str) -> None:
+    """A missing or foreign file: one line before serving, not a dead page or a failed first call."""
+    from contextlib import closing
+
+    from inspector.store.database import open_for_reading
+
+    with closing(open_for_reading(db)):
+        pass
+
+
+def _serve_web(db: str, host: str, port: int, tui_args: list[str], token: str | None) -> None:
+    from inspector.tui import web as web_mod
+
     click.echo(f"Serving {safe(db)} at {web_mod.url(host, port)} (Ctrl+C stops)", err=True)
     web_mod.serve(str(Path(db).resolve()), host, port, tui_args, token)
 
@@ -648,15 +661,9 @@ def web(
 
     Example: xero-inspector web --db flows.db
     """
-    from contextlib import closing
-
-    from inspector.store.database import open_for_reading
-
-    host, port = parse_listen(listen, 8081)
-    check_exposure(host, allow_remote, _WEB_REACH)
-    with closing(open_for_reading(db)):  # a missing or foreign file: one line here, not a dead page
-        pass
-    _serve_web(db, host, port, _tui_args(to, ca, allow_plain_http), token, "--listen")
+    host, port = _web_address(listen, allow_remote, "--listen")
+    _check_db(db)
+    _serve_web(db, host, port, _tui_args(to, ca, allow_plain_http), token)
 
 
 def _catalog_option(fn: F) -> F:
@@ -1118,19 +1125,15 @@ def mcp(
 
     Example: xero-inspector mcp --db flows.db
     """
-    from contextlib import closing
-
     from inspector.agent.server import serve
     from inspector.agent.tools import Settings, Tools
-    from inspector.store.database import open_for_reading
 
     address = parse_listen(listen, 8765) if http else None
     if address:
         check_exposure(address[0], allow_remote, "read the recording and replay calls")
-    with closing(open_for_reading(db)):  # a missing or foreign file: one line now, not at the first call
-        pass
-    _load_catalog(catalogs)  # a broken user schema: the same
-    settings = Settings(Path(db), catalogs, keep_secrets, allow_writes, token, tenant, to, ca)
+    _check_db(db)
+    catalog, validator = _load_catalog(catalogs)  # a broken user schema: one line now, too
+    settings = Settings(Path(db), keep_secrets, allow_writes, token, tenant, to, ca)
     if address:
         click.echo(f"MCP over streamable HTTP at http://{address[0]}:{address[1]}/mcp (Ctrl+C stops)", err=True)
-    serve(Tools(settings), address)
+    serve(Tools(settings, catalog, validator), address)

@@ -16,7 +16,6 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,12 +23,13 @@ from urllib.parse import urlsplit
 from inspector.commands import report as report_mod
 from inspector.commands.diff import FlowDiff, compare, unified
 from inspector.commands.endpoints import NoEndpoints, listing
+from inspector.commands.export import iso_time
 from inspector.commands.outgoing import outgoing, token_claims
 from inspector.commands.replay import NeedsToken, Options, Replayer, ReplayError, Request, request_of
 from inspector.commands.validate_files import TargetError, check_file, format_finding, target
-from inspector.ingest.catalog import Catalog, CatalogError
+from inspector.ingest.catalog import Catalog
 from inspector.ingest.findings import counts
-from inspector.ingest.validate import SchemaLoadError, Validator
+from inspector.ingest.validate import Validator
 from inspector.proxy.spawn import is_loopback
 from inspector.store import report as report_store
 from inspector.store.browse import FlowQuery, ListedFlow, max_id, org_label, resource_label
@@ -49,7 +49,6 @@ class ToolFailure(Exception):
 @dataclass(frozen=True)
 class Settings:
     db: Path
-    catalogs: tuple[str, ...] = ()
     keep_secrets: bool = False  # return secrets as the recording holds them
     allow_writes: bool = False  # replay may send POST/PUT/DELETE (each still needs confirm=true)
     token: str | None = None  # for replays when the call gives none ($XERO_ACCESS_TOKEN)
@@ -58,15 +57,11 @@ class Settings:
     ca: str | None = None
 
 
-def _when(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds") if ts is not None else None
-
-
 def listed(row: ListedFlow, names: dict[str, str | None]) -> dict[str, Any]:
     """A flow as the browser's list shows it: its columns, by name."""
     return {
         "id": row.id,
-        "time": _when(row.started_at),
+        "time": iso_time(row.started_at),
         "organisation": org_label(row, names),
         "api": row.family,
         "method": row.method,
@@ -96,31 +91,14 @@ def page(body: str | bytes | None, offset: int, limit: int) -> dict[str, Any] | 
 
 
 class Tools:
-    """One per server: the catalog and its validator load on first use and serve every call
-    (the SDK runs a plain function's tool on its event loop, one call at a time)."""
+    """One per server, with the catalog and validator the CLI loaded at start-up (a broken user
+    schema fails there, in one line). The SDK runs a plain function's tool on its event loop, one
+    call at a time, so the validator is never used by two threads at once."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, validator: Validator) -> None:
         self.settings = settings
-        self._catalog: Catalog | None = None
-        self._validator: Validator | None = None
-
-    @property
-    def catalog(self) -> Catalog:
-        if self._catalog is None:
-            try:
-                self._catalog = Catalog.load(self.settings.catalogs)
-            except (CatalogError, OSError) as e:
-                raise ToolFailure(str(e)) from e
-        return self._catalog
-
-    @property
-    def validator(self) -> Validator:
-        if self._validator is None:
-            try:
-                self._validator = Validator.for_catalog(self.catalog)
-            except SchemaLoadError as e:
-                raise ToolFailure(str(e)) from e
-        return self._validator
+        self.catalog = catalog
+        self.validator = validator
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -166,7 +144,7 @@ class Tools:
         limit = max(1, min(body_limit, BODY_CHARS))
         out: dict[str, Any] = {
             "id": flow.id,
-            "time": _when(row["started_at"]),
+            "time": iso_time(row["started_at"]) if row["started_at"] is not None else None,
             "method": row["method"],
             "url": row["url"],
             "api": row["family"],

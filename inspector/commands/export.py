@@ -164,8 +164,9 @@ def _pairs(parts: list[str]) -> Iterator[str]:
             i += 1
 
 
-def _iso(ts: float) -> str:
-    # Rounded, not cut: isoformat would truncate to the millisecond below.
+def iso_time(ts: float) -> str:
+    """UTC, to the millisecond, as HAR and the agent's answers give it. Rounded, not cut: isoformat
+    would truncate to the millisecond below."""
     return datetime.fromtimestamp(round(ts, 3), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -213,7 +214,7 @@ def har_entry(flow: StoredFlow, keep_secrets: bool = False) -> dict[str, object]
     if r["error"]:
         response["_error"] = r["error"]
     return {
-        "startedDateTime": _iso(r["started_at"]),
+        "startedDateTime": iso_time(r["started_at"]),
         "time": duration,
         "request": request,
         "response": response,
